@@ -1,0 +1,40 @@
+# Two commands on a fresh machine: `make serve` and `make test`. Everything else is optional.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# cpu: tensorflow-cpu; use EXTRAS=gpu,train,dev on a CUDA machine (never both cpu and gpu).
+EXTRAS ?= cpu,train,dev
+STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
+comma := ,
+IMDB ?= ../shared/data/imdb
+
+.PHONY: install serve test lint pytest train clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
+	touch $@
+
+install: $(STAMP) ## create .venv and install the project with its extras
+
+serve: $(STAMP) ## serve the bundled default model on $SENTIMENT_PORT (default 8000)
+	$(BIN)/sentiment-serve
+
+test: lint pytest ## lint, type-check and run the test suite
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	$(BIN)/pytest
+
+train: $(STAMP) ## reproduce models/default from the IMDB files in $(IMDB)
+	$(BIN)/sentiment-train --train $(IMDB)/train.jsonl.gz --val $(IMDB)/val.jsonl.gz \
+		--out models/default --name sentiment --label-names 0=negative,1=positive \
+		--num-words 20000 --maxlen 400 --embedding-dim 64 --units 64 --epochs 8 --baseline
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

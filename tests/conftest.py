@@ -1,0 +1,47 @@
+"""Session fixtures: one tiny bundle trained once and shared by training and service tests."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures import TINY_TRAIN_ARGS, make_reviews, write_jsonl
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Return (train, val) JSONL files of synthetic reviews."""
+    directory = tmp_path_factory.mktemp("data")
+    train = write_jsonl(directory / "train.jsonl", make_reviews(240, seed=1))
+    val = write_jsonl(directory / "val.jsonl", make_reviews(60, seed=2))
+    return train, val
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tiny_data: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Train a tiny bundle through the real CLI, once per test session."""
+    from training.cli import train_main
+
+    out = tmp_path_factory.mktemp("bundle") / "tiny"
+    train, val = tiny_data
+    code = train_main(
+        [
+            "--train",
+            str(train),
+            "--val",
+            str(val),
+            "--out",
+            str(out),
+            "--name",
+            "tiny",
+            "--model-version",
+            "7",
+            *TINY_TRAIN_ARGS,
+        ]
+    )
+    assert code == 0
+    return out

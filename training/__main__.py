@@ -1,0 +1,5 @@
+"""`python -m training` runs `sentiment-train`."""
+
+from training.cli import train_main
+
+raise SystemExit(train_main())

@@ -1,0 +1,294 @@
+"""Command-line entry points: `sentiment-train` and `sentiment-evaluate`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from training.errors import TrainingError
+from training.model import CELLS, POOLINGS
+from training.preprocessing import SIDES
+
+log = logging.getLogger("training")
+DATA_ENV = "SENTIMENT_DATA_DIR"  # where the default IMDB files are looked up
+
+
+def _default_data(name: str) -> str | None:
+    base = os.environ.get(DATA_ENV)
+    return str(Path(base) / name) if base else None
+
+
+def _label_names(value: str) -> dict[str, str]:
+    pairs = [item.split("=", 1) for item in value.split(",") if item]
+    if not pairs or any(len(pair) != 2 or not all(pair) for pair in pairs):
+        raise argparse.ArgumentTypeError(
+            "expected RAW=NAME[,RAW=NAME...], e.g. 0=negative,1=positive"
+        )
+    return {raw.strip(): name.strip() for raw, name in pairs}
+
+
+def _data_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("data format")
+    group.add_argument("--text-column", default="text", help="text column/key (default: text)")
+    group.add_argument("--label-column", default="label", help="label column/key (default: label)")
+    group.add_argument(
+        "--label-names",
+        type=_label_names,
+        metavar="RAW=NAME,...",
+        help="rename raw labels, in output order, e.g. 0=negative,1=positive",
+    )
+
+
+def build_train_parser() -> argparse.ArgumentParser:
+    """Return the `sentiment-train` argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="sentiment-train",
+        description="Train an Embedding + RNN sentiment classifier and write a model bundle "
+        "(model.keras, tokenizer.json, metadata.json) plus history.csv, training_curves.png "
+        "and evaluation.{json,md}.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    data = parser.add_argument_group("data (CSV/TSV, JSON Lines, aclImdb dir or .tar.gz)")
+    data.add_argument(
+        "--train",
+        default=_default_data("train.jsonl.gz"),
+        help=f"labelled training data (default: ${DATA_ENV}/train.jsonl.gz)",
+    )
+    data.add_argument(
+        "--val",
+        default=_default_data("val.jsonl.gz"),
+        help=f"labelled validation data for early stopping and selection "
+        f"(default: ${DATA_ENV}/val.jsonl.gz; else --val-split of --train)",
+    )
+    data.add_argument(
+        "--val-split",
+        type=float,
+        default=0.1,
+        help="fraction of --train held out when --val is not given",
+    )
+    data.add_argument(
+        "--download-aclimdb",
+        metavar="DIR",
+        help="download aclImdb_v1.tar.gz into DIR and train on its train split",
+    )
+    _data_arguments(parser)
+
+    out = parser.add_argument_group("output")
+    out.add_argument(
+        "--out",
+        "--output-dir",
+        dest="out",
+        default="models/trained",
+        help="bundle directory to write",
+    )
+    out.add_argument("--name", default="sentiment", help="model name in the bundle and the API")
+    out.add_argument("--model-version", help="bundle version (default: UTC timestamp)")
+    out.add_argument(
+        "--baseline",
+        action="store_true",
+        help="also fit TF-IDF bigrams + logistic regression and report its val accuracy",
+    )
+
+    pre = parser.add_argument_group("preprocessing")
+    pre.add_argument("--num-words", type=int, default=30_000, help="vocabulary size cap")
+    pre.add_argument("--maxlen", type=int, default=400, help="max tokens per text")
+    pre.add_argument("--padding", choices=SIDES, default="post", help="pad side")
+    pre.add_argument(
+        "--truncating",
+        choices=SIDES,
+        default="pre",
+        help="truncate side (pre keeps the end of a long text)",
+    )
+
+    model = parser.add_argument_group("model")
+    model.add_argument("--cell", choices=CELLS, default="gru", help="recurrent cell")
+    model.add_argument("--units", type=int, default=64, help="units per direction and layer")
+    model.add_argument("--layers", type=int, default=1, help="stacked recurrent layers")
+    model.add_argument(
+        "--bidirectional",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="read the text both ways",
+    )
+    model.add_argument("--embedding-dim", type=int, default=128, help="embedding width")
+    model.add_argument(
+        "--pooling",
+        choices=POOLINGS,
+        default="max_mean",
+        help="how the RNN outputs over time become one vector",
+    )
+    model.add_argument(
+        "--embedding-dropout", type=float, default=0.2, help="spatial dropout on embedding channels"
+    )
+    model.add_argument("--dropout", type=float, default=0.3, help="dropout before the output")
+    model.add_argument(
+        "--recurrent-dropout", type=float, default=0.0, help="> 0 disables the cuDNN kernel on GPU"
+    )
+    model.add_argument("--l2", type=float, default=0.0, help="L2 weight decay")
+
+    fit = parser.add_argument_group("optimization")
+    fit.add_argument("--optimizer", choices=("adam", "rmsprop", "sgd"), default="adam")
+    fit.add_argument("--learning-rate", type=float, default=1e-3)
+    fit.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (Nesterov)")
+    fit.add_argument("--clipnorm", type=float, default=1.0, help="gradient norm clip; 0 = off")
+    fit.add_argument("--batch-size", type=int, default=64)
+    fit.add_argument(
+        "--epochs", type=int, default=8, help="upper bound; early stopping ends sooner"
+    )
+    fit.add_argument("--patience", type=int, default=2, help="early-stopping patience (epochs)")
+    fit.add_argument(
+        "--monitor",
+        default="val_accuracy",
+        help="metric for early stopping, checkpointing and LR reduction",
+    )
+    fit.add_argument("--seed", type=int, default=1337)
+    fit.add_argument(
+        "--tensorboard", action="store_true", help="write TensorBoard logs to OUT/tensorboard"
+    )
+    fit.add_argument(
+        "--quiet", action="store_true", help="one line per epoch instead of progress bars"
+    )
+    return parser
+
+
+def train_main(argv: Sequence[str] | None = None) -> int:
+    """Run `sentiment-train`."""
+    args = build_train_parser().parse_args(argv)
+    _configure_logging()
+    return _run(lambda: _train(args))
+
+
+def _train(args: argparse.Namespace) -> None:
+    from training.data import read_labelled, split_dataset
+    from training.train import TrainConfig, train
+
+    train_path = args.train
+    if args.download_aclimdb:
+        from training.aclimdb import download_aclimdb
+
+        train_path = str(download_aclimdb(Path(args.download_aclimdb)))
+    if not train_path:
+        raise TrainingError(f"no training data: pass --train PATH or set ${DATA_ENV}")
+    read = {
+        "text_column": args.text_column,
+        "label_column": args.label_column,
+        "label_names": args.label_names,
+    }
+    train_set = read_labelled(train_path, **read)
+    if args.val:
+        val_set = read_labelled(args.val, **read)
+    else:
+        train_set, val_set = split_dataset(train_set, args.val_split, seed=args.seed)
+    config = TrainConfig(
+        num_words=args.num_words,
+        maxlen=args.maxlen,
+        padding=args.padding,
+        truncating=args.truncating,
+        optimizer=args.optimizer,
+        learning_rate=args.learning_rate,
+        momentum=args.momentum,
+        clipnorm=args.clipnorm or None,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        patience=args.patience,
+        monitor=args.monitor,
+        seed=args.seed,
+        tensorboard=args.tensorboard,
+        verbose=2 if args.quiet else "auto",
+    )
+    model_options: dict[str, Any] = {
+        "cell": args.cell,
+        "units": args.units,
+        "layers": args.layers,
+        "bidirectional": args.bidirectional,
+        "embedding_dim": args.embedding_dim,
+        "pooling": args.pooling,
+        "embedding_dropout": args.embedding_dropout,
+        "dropout": args.dropout,
+        "recurrent_dropout": args.recurrent_dropout,
+        "l2": args.l2,
+    }
+    result = train(
+        train_set,
+        val_set,
+        args.out,
+        config=config,
+        model_options=model_options,
+        label_names=args.label_names,
+        name=args.name,
+        version=args.model_version,
+        baseline=args.baseline,
+    )
+    metrics = result.metadata.metrics
+    print(json.dumps({"bundle": str(result.bundle_dir), **metrics}, indent=2))
+
+
+def build_evaluate_parser() -> argparse.ArgumentParser:
+    """Return the `sentiment-evaluate` argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="sentiment-evaluate",
+        description="Evaluate a model bundle on a labelled file; print and write a report "
+        "with accuracy, per-class precision/recall/F1, ROC-AUC and the confusion matrix.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--model-dir", required=True, help="model bundle directory")
+    parser.add_argument("--data", required=True, help="labelled data (CSV/TSV, JSONL, aclImdb)")
+    parser.add_argument("--split", default="test", help="aclImdb split to read")
+    parser.add_argument("--out", help="report JSON path (a Markdown twin is written beside it)")
+    parser.add_argument("--batch-size", type=int, default=256)
+    _data_arguments(parser)
+    return parser
+
+
+def evaluate_main(argv: Sequence[str] | None = None) -> int:
+    """Run `sentiment-evaluate`."""
+    args = build_evaluate_parser().parse_args(argv)
+    _configure_logging()
+    return _run(lambda: _evaluate(args))
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    from training.bundle import load_bundle
+    from training.data import read_labelled
+    from training.evaluate import evaluate_bundle, write_report
+
+    bundle = load_bundle(args.model_dir)
+    dataset = read_labelled(
+        args.data,
+        split=args.split,
+        text_column=args.text_column,
+        label_column=args.label_column,
+        label_names=args.label_names,
+    )
+    # Raw labels (0/1) map to the bundle's names (negative/positive) as they did in training.
+    trained_names: dict[str, str] = bundle.metadata.data.get("label_names") or {}
+    if args.label_names is None and not set(dataset.labels) <= set(bundle.metadata.labels):
+        dataset = replace(dataset, labels=[trained_names.get(x, x) for x in dataset.labels])
+    report = evaluate_bundle(bundle, dataset, batch_size=args.batch_size)
+    if args.out:
+        out = Path(args.out)
+        write_report(report, out.parent, out.stem)
+    print(json.dumps(report, indent=2))
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TF's C++ info banners
+
+
+def _run(action: Any) -> int:
+    try:
+        action()
+    except TrainingError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,131 @@
+"""Build the Keras Embedding + recurrent classifier from a typed config."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import keras
+
+from training.errors import ConfigError
+from training.layers import MaskedGlobalMaxPooling1D
+
+Cell = Literal["gru", "lstm", "simple_rnn"]
+Pooling = Literal["last", "max", "mean", "max_mean"]
+CELLS: tuple[Cell, ...] = ("gru", "lstm", "simple_rnn")
+POOLINGS: tuple[Pooling, ...] = ("last", "max", "mean", "max_mean")
+
+_CELL_LAYERS: dict[str, type[keras.layers.Layer]] = {
+    "gru": keras.layers.GRU,
+    "lstm": keras.layers.LSTM,
+    "simple_rnn": keras.layers.SimpleRNN,
+}
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of the classifier; every field is a `sentiment-train` option."""
+
+    vocabulary_size: int  # ids 0..vocabulary_size-1, 0 = padding
+    num_classes: int  # 2 -> one sigmoid unit, more -> softmax
+    cell: Cell = "gru"
+    units: int = 64  # per direction, per recurrent layer
+    layers: int = 1  # stacked recurrent layers
+    bidirectional: bool = True
+    embedding_dim: int = 128
+    pooling: Pooling = "max_mean"  # over time; "last" uses the final state only
+    embedding_dropout: float = 0.2  # SpatialDropout1D: drops whole embedding channels
+    dropout: float = 0.3  # before the output layer
+    recurrent_dropout: float = 0.0  # > 0 disables the cuDNN kernel on GPU
+    l2: float = 0.0  # weight decay on embedding, recurrent and dense kernels
+
+    def __post_init__(self) -> None:
+        if self.cell not in CELLS:
+            raise ConfigError(f"cell must be one of {CELLS}, got {self.cell!r}")
+        if self.pooling not in POOLINGS:
+            raise ConfigError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
+        if self.num_classes < 2:
+            raise ConfigError(f"need at least 2 classes, got {self.num_classes}")
+        if min(self.vocabulary_size, self.units, self.layers, self.embedding_dim) < 1:
+            raise ConfigError("vocabulary_size, units, layers and embedding_dim must be >= 1")
+        for name in ("embedding_dropout", "dropout", "recurrent_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if self.l2 < 0:
+            raise ConfigError(f"l2 must be >= 0, got {self.l2}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the config as a JSON-serializable dict."""
+        return asdict(self)
+
+
+def build_model(config: ModelConfig) -> keras.Model:
+    """Return the uncompiled functional model: int ids (batch, time) -> class probabilities."""
+    regularizer = keras.regularizers.L2(config.l2) if config.l2 > 0 else None
+    token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+    x = keras.layers.Embedding(
+        config.vocabulary_size,
+        config.embedding_dim,
+        mask_zero=True,  # padding id 0 is skipped by the RNN and the pooling
+        embeddings_regularizer=regularizer,
+        name="embedding",
+    )(token_ids)
+    if config.embedding_dropout > 0:
+        x = keras.layers.SpatialDropout1D(config.embedding_dropout, name="embedding_dropout")(x)
+    for depth in range(config.layers):
+        is_last = depth == config.layers - 1
+        x = _recurrent_layer(
+            config,
+            return_sequences=not is_last or config.pooling != "last",
+            regularizer=regularizer,
+            name=f"rnn_{depth + 1}",
+        )(x)
+    x = _pool(x, config.pooling)
+    if config.dropout > 0:
+        x = keras.layers.Dropout(config.dropout, name="dropout")(x)
+    binary = config.num_classes == 2
+    probabilities = keras.layers.Dense(
+        1 if binary else config.num_classes,
+        activation="sigmoid" if binary else "softmax",
+        kernel_regularizer=regularizer,
+        dtype="float32",  # keep probabilities in float32 even under mixed precision
+        name="probabilities",
+    )(x)
+    return keras.Model(token_ids, probabilities, name=f"sentiment_{config.cell}")
+
+
+def _recurrent_layer(
+    config: ModelConfig,
+    *,
+    return_sequences: bool,
+    regularizer: keras.regularizers.Regularizer | None,
+    name: str,
+) -> keras.layers.Layer:
+    # Defaults (tanh / sigmoid, no recurrent dropout, unroll=False, reset_after=True) keep
+    # GRU and LSTM eligible for the cuDNN kernel on GPU.
+    layer = _CELL_LAYERS[config.cell](
+        config.units,
+        return_sequences=return_sequences,
+        recurrent_dropout=config.recurrent_dropout,
+        kernel_regularizer=regularizer,
+        recurrent_regularizer=regularizer,
+    )
+    if config.bidirectional:
+        return keras.layers.Bidirectional(layer, name=name)
+    layer.name = name
+    return layer
+
+
+def _pool(x: Any, pooling: Pooling) -> Any:
+    if pooling == "last":
+        return x
+    if pooling == "max":
+        return MaskedGlobalMaxPooling1D(name="max_pool")(x)
+    if pooling == "mean":
+        return keras.layers.GlobalAveragePooling1D(name="mean_pool")(x)
+    return keras.layers.Concatenate(name="max_mean_pool")(
+        [
+            MaskedGlobalMaxPooling1D(name="max_pool")(x),
+            keras.layers.GlobalAveragePooling1D(name="mean_pool")(x),
+        ]
+    )

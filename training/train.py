@@ -1,0 +1,287 @@
+"""Fit a tokenizer and a model, evaluate it, and write a complete bundle with its artifacts."""
+
+from __future__ import annotations
+
+import logging
+import platform
+import shutil
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata as package_metadata
+from pathlib import Path
+from typing import Any, Literal
+
+from training.batches import BucketedBatches, predict_probabilities
+from training.bundle import BundleMetadata, new_version, save_bundle
+from training.data import Dataset, fingerprint, summarize
+from training.errors import ConfigError
+from training.evaluate import classification_report, label_ids, plot_history, write_report
+from training.model import ModelConfig, build_model
+from training.preprocessing import SequenceSpec, Side, TextPreprocessor
+from training.tokenizer import DEFAULT_OOV_TOKEN, Tokenizer
+
+log = logging.getLogger(__name__)
+
+Optimizer = Literal["adam", "rmsprop", "sgd"]
+HISTORY_FILE = "history.csv"
+CURVES_FILE = "training_curves.png"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Preprocessing and optimization settings; every field is a `sentiment-train` option."""
+
+    num_words: int = 30_000  # vocabulary cap, OOV and padding ids included
+    maxlen: int = 400  # tokens; IMDB reviews average ~230 words, p90 ~460
+    padding: Side = "post"
+    truncating: Side = "pre"
+    oov_token: str | None = DEFAULT_OOV_TOKEN
+    optimizer: Optimizer = "adam"
+    learning_rate: float = 1e-3
+    momentum: float = 0.9  # SGD only
+    clipnorm: float | None = 1.0  # gradient clipping; RNNs are prone to exploding gradients
+    batch_size: int = 64
+    epochs: int = 8
+    patience: int = 2  # epochs without improvement before early stopping
+    monitor: str = "val_accuracy"
+    reduce_lr_patience: int = 1
+    reduce_lr_factor: float = 0.5
+    seed: int = 1337
+    tensorboard: bool = False
+    verbose: int | str = "auto"  # Keras fit verbosity: progress bars on a terminal
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in ("adam", "rmsprop", "sgd"):
+            raise ConfigError(f"optimizer must be adam, rmsprop or sgd, got {self.optimizer!r}")
+        if self.learning_rate <= 0 or self.batch_size < 1 or self.epochs < 1:
+            raise ConfigError("learning_rate, batch_size and epochs must be positive")
+        if self.num_words < 2:
+            raise ConfigError(f"num_words must be >= 2, got {self.num_words}")
+        SequenceSpec(self.maxlen, self.padding, self.truncating)  # validates the three
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced."""
+
+    bundle_dir: Path
+    metadata: BundleMetadata
+    report: dict[str, Any]
+    history: dict[str, list[float]] = field(default_factory=dict)
+
+
+def order_labels(labels: Sequence[str], preferred: Sequence[str] | None = None) -> list[str]:
+    """Return the label order of the model's outputs: ``preferred`` if given, else sorted."""
+    present = set(labels)
+    if preferred:
+        missing = present - set(preferred)
+        if missing:
+            raise ConfigError(f"labels {sorted(missing)} are in the data but not in --labels")
+        return list(preferred)
+    if all(label.lstrip("-").isdigit() for label in present):
+        return sorted(present, key=int)
+    return sorted(present)
+
+
+def train(
+    train_set: Dataset,
+    validation_set: Dataset,
+    out_dir: str | Path,
+    *,
+    config: TrainConfig | None = None,
+    model_options: Mapping[str, Any] | None = None,
+    label_names: Mapping[str, str] | None = None,
+    name: str = "sentiment",
+    version: str | None = None,
+    baseline: bool = False,
+) -> TrainResult:
+    """Train on ``train_set``, select on ``validation_set``, write the bundle to ``out_dir``."""
+    import keras
+
+    config = config or TrainConfig()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(config.seed)
+    started = time.perf_counter()
+
+    # label_names (raw -> display) was applied by the reader; its order is the output order.
+    label_order = order_labels(
+        train_set.labels, list(label_names.values()) if label_names else None
+    )
+    y_train = label_ids(train_set, label_order)
+    y_val = label_ids(validation_set, label_order)
+    log.info("train: %s", summarize(train_set))
+    log.info("validation: %s", summarize(validation_set))
+
+    tokenizer = Tokenizer.fit(
+        train_set.texts, num_words=config.num_words, oov_token=config.oov_token
+    )
+    spec = SequenceSpec(config.maxlen, config.padding, config.truncating)
+    preprocessor = TextPreprocessor(tokenizer, spec)
+    log.info(
+        "tokenizer: %d words seen, %d ids used",
+        len(tokenizer.word_index),
+        tokenizer.vocabulary_size,
+    )
+
+    model_config = ModelConfig(
+        vocabulary_size=tokenizer.vocabulary_size,
+        num_classes=len(label_order),
+        **dict(model_options or {}),
+    )
+    model = build_model(model_config)
+    binary = len(label_order) == 2
+    model.compile(
+        optimizer=_optimizer(config),
+        loss="binary_crossentropy" if binary else "sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    model.summary(print_fn=lambda line, *_, **__: log.info("%s", line))
+    summary_lines: list[str] = []
+    model.summary(print_fn=lambda line, *_, **__: summary_lines.append(line))
+
+    train_batches = BucketedBatches(
+        preprocessor.encode(train_set.texts),
+        y_train,
+        preprocessor,
+        batch_size=config.batch_size,
+        shuffle=True,
+        seed=config.seed,
+    )
+    val_batches = BucketedBatches(
+        preprocessor.encode(validation_set.texts),
+        y_val,
+        preprocessor,
+        batch_size=config.batch_size * 4,
+        shuffle=False,
+    )
+    checkpoint_dir = out_dir / ".checkpoint"
+    history = model.fit(
+        train_batches.to_tf_dataset(),
+        validation_data=val_batches.to_tf_dataset(),
+        epochs=config.epochs,
+        shuffle=False,  # BucketedBatches reshuffles every epoch itself
+        callbacks=_callbacks(config, out_dir, checkpoint_dir),
+        verbose=config.verbose,
+    )
+    best_weights = checkpoint_dir / "best.weights.h5"
+    if best_weights.exists():  # the best epoch may not be the last one
+        model.load_weights(best_weights)
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    train_seconds = time.perf_counter() - started
+
+    probabilities = predict_probabilities(model, preprocessor, validation_set.texts)
+    report = classification_report(label_order, y_val, probabilities)
+    report["data"] = validation_set.source
+    metrics: dict[str, Any] = {
+        "validation": {k: report[k] for k in ("accuracy", "macro_f1", "roc_auc", "count")},
+        "epochs_run": len(history.history.get("loss", [])),
+        "train_seconds": round(train_seconds, 1),
+    }
+    if baseline:
+        from training.baseline import tfidf_baseline
+
+        metrics["baseline"] = tfidf_baseline(train_set, validation_set)
+        log.info("TF-IDF baseline: val accuracy %.4f", metrics["baseline"]["accuracy"])
+    log.info("validation accuracy %.4f (%d texts)", report["accuracy"], report["count"])
+
+    metadata = save_bundle(
+        out_dir,
+        model,
+        tokenizer,
+        {
+            "name": name,
+            "version": version or new_version(),
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "labels": label_order,
+            "maxlen": spec.maxlen,
+            "padding": spec.padding,
+            "truncating": spec.truncating,
+            "vocabulary_size": tokenizer.vocabulary_size,
+            "architecture": {
+                "config": model_config.to_dict(),
+                "parameters": int(model.count_params()),
+                "summary": summary_lines,
+            },
+            "training": asdict(config),
+            "data": {
+                "train": _data_info(train_set),
+                "validation": _data_info(validation_set),
+                "label_names": dict(label_names or {}),
+            },
+            "versions": _library_versions(),
+            "metrics": metrics,
+        },
+    )
+    write_report(report, out_dir)
+    if (out_dir / HISTORY_FILE).exists():
+        plot_history(out_dir / HISTORY_FILE, out_dir / CURVES_FILE)
+    return TrainResult(out_dir, metadata, report, dict(history.history))
+
+
+def _optimizer(config: TrainConfig) -> Any:
+    import keras
+
+    common: dict[str, Any] = {"learning_rate": config.learning_rate}
+    if config.clipnorm:
+        common["clipnorm"] = config.clipnorm
+    if config.optimizer == "adam":
+        return keras.optimizers.Adam(**common)
+    if config.optimizer == "rmsprop":
+        return keras.optimizers.RMSprop(**common)
+    return keras.optimizers.SGD(momentum=config.momentum, nesterov=True, **common)
+
+
+def _callbacks(config: TrainConfig, out_dir: Path, checkpoint_dir: Path) -> list[Any]:
+    import keras
+
+    mode = "max" if "acc" in config.monitor else "min"
+    callbacks: list[Any] = [
+        keras.callbacks.TerminateOnNaN(),
+        keras.callbacks.EarlyStopping(
+            monitor=config.monitor,
+            mode=mode,
+            patience=config.patience,
+            restore_best_weights=True,
+            verbose=1,
+        ),
+        keras.callbacks.ModelCheckpoint(
+            checkpoint_dir / "best.weights.h5",
+            monitor=config.monitor,
+            mode=mode,
+            save_best_only=True,
+            save_weights_only=True,
+        ),
+        keras.callbacks.ReduceLROnPlateau(
+            monitor=config.monitor,
+            mode=mode,
+            factor=config.reduce_lr_factor,
+            patience=config.reduce_lr_patience,
+            verbose=1,
+        ),
+        keras.callbacks.CSVLogger(out_dir / HISTORY_FILE),
+    ]
+    if config.tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=out_dir / "tensorboard"))
+    return callbacks
+
+
+def _data_info(dataset: Dataset) -> dict[str, Any]:
+    return {
+        "source": dataset.source,
+        "count": len(dataset),
+        "labels": summarize(dataset),
+        "sha256": fingerprint(dataset),
+    }
+
+
+def _library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for package in ("tensorflow", "tensorflow-cpu", "keras", "numpy", "sentiment-service"):
+        try:
+            versions[package] = package_metadata.version(package)
+        except package_metadata.PackageNotFoundError:
+            continue
+    return versions
