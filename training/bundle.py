@@ -147,8 +147,11 @@ def read_metadata(directory: str | Path) -> BundleMetadata:
         raise BundleError(f"invalid {directory / METADATA_FILE}: {exc}") from exc
 
 
-def load_bundle(directory: str | Path, *, verify_checksums: bool = True) -> Bundle:
-    """Load and validate a bundle; raise ``BundleError`` rather than serve a wrong model."""
+def check_bundle_files(directory: str | Path, *, verify_checksums: bool = True) -> Tokenizer:
+    """Validate metadata, checksums and tokenizer without TensorFlow; return the tokenizer.
+
+    Cheap enough for a server's master process to run before it forks workers.
+    """
     directory = Path(directory)
     metadata = read_metadata(directory)
     if verify_checksums:
@@ -159,9 +162,16 @@ def load_bundle(directory: str | Path, *, verify_checksums: bool = True) -> Bund
                     "(truncated or modified after training)"
                 )
     try:
-        tokenizer = Tokenizer.load(directory / TOKENIZER_FILE)
+        return Tokenizer.load(directory / TOKENIZER_FILE)
     except TrainingError as exc:
         raise BundleError(f"model bundle {directory}: {exc}") from exc
+
+
+def load_bundle(directory: str | Path, *, verify_checksums: bool = True) -> Bundle:
+    """Load and validate a bundle; raise ``BundleError`` rather than serve a wrong model."""
+    directory = Path(directory)
+    tokenizer = check_bundle_files(directory, verify_checksums=verify_checksums)
+    metadata = read_metadata(directory)
     model = _load_keras_model(directory / MODEL_FILE)
     _check_consistency(directory, model, tokenizer, metadata)
     return Bundle(directory, model, TextPreprocessor(tokenizer, metadata.sequence_spec), metadata)

@@ -68,10 +68,16 @@ class TextPreprocessor:
         self.spec = spec
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
-        """Return each text's ids, already truncated to ``maxlen`` (not padded)."""
+        """Return each text's ids, already truncated to ``maxlen`` (not padded).
+
+        A text with no tokens (``""``, ``"<br />"``) becomes one OOV id: an all-padding row
+        has no defined output under masking (mean pooling divides by zero).
+        """
         spec = self.spec
+        empty = [] if self.tokenizer.oov_index is None else [self.tokenizer.oov_index]
         return [
-            truncate(self.tokenizer.encode(text), spec.maxlen, spec.truncating) for text in texts
+            truncate(self.tokenizer.encode(text), spec.maxlen, spec.truncating) or empty
+            for text in texts
         ]
 
     def pad(self, encoded: Sequence[Sequence[int]], length: int | None = None) -> np.ndarray:

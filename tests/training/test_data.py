@@ -370,7 +370,10 @@ def test_aclimdb_bad_review_names_its_file(
     folder = make_tree(tmp_path / "tree", REVIEWS)
     (folder / "train/neg/5_1.txt").write_bytes(raw)
     archive = make_archive(tmp_path / "reviews.tgz", {**REVIEWS, "train/neg/5_1.txt": raw})
-    expected = [folder / "train/neg/5_1.txt", f"{archive}/aclImdb/train/neg/5_1.txt"]
+    expected: list[Path | str] = [
+        folder / "train/neg/5_1.txt",
+        f"{archive}/aclImdb/train/neg/5_1.txt",
+    ]
     for path, review in zip((folder, archive), expected, strict=True):
         with pytest.raises(DataError) as caught:
             read_labelled(path)

@@ -1,0 +1,1 @@
+"""HTTP inference service for sentiment model bundles."""

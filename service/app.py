@@ -1,0 +1,137 @@
+"""The app factory: ``gunicorn "service.app:create_app()"``. Nothing loads at import time."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable
+
+from flask import Flask, Response, g, request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+
+from service.config import Settings
+from service.errors import ServiceError
+from service.http import json_response
+from service.logs import configure_logging
+from service.metrics import Metrics
+from service.predictor import Predictor
+from service.routes import ops, predict, tfserving
+from service.runtime import Runtime
+from service.state import EXTENSION
+
+log = logging.getLogger("service.access")
+
+# Client-chosen request ids are echoed and logged: keep them short and printable.
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+    "Referrer-Policy": "no-referrer",
+}
+_HTTP_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    414: "uri_too_long",
+    431: "headers_too_large",
+}
+
+
+def create_app(
+    settings: Settings | None = None,
+    predictor: Predictor | None = None,
+    *,
+    metrics: Metrics | None = None,
+    load_in_background: bool = True,
+    on_load_failure: Callable[[Exception], None] | None = None,
+) -> Flask:
+    """Build the app; the model loads in a background thread unless told otherwise."""
+    settings = settings or Settings()
+    configure_logging(settings.log_level)
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    predictor = predictor or Predictor(
+        settings.model_dir,
+        bucketing=settings.bucketing,
+        intra_op_threads=settings.intra_op_threads(),
+        inter_op_threads=settings.tf_inter_op_threads,
+        warmup_batch_sizes=sorted({1, settings.max_batch_size}),
+    )
+    runtime = Runtime(settings, predictor, metrics or Metrics())
+    app.extensions[EXTENSION] = runtime
+    for blueprint in (predict.blueprint, tfserving.blueprint, ops.blueprint):
+        app.register_blueprint(blueprint)
+    _install_hooks(app, runtime)
+    _install_error_handlers(app)
+    runtime.start(background=load_in_background, on_failure=on_load_failure)
+    return app
+
+
+def _install_hooks(app: Flask, runtime: Runtime) -> None:
+    @app.before_request
+    def start_timer() -> None:
+        g.started = time.perf_counter()
+        incoming = request.headers.get("X-Request-ID", "")
+        g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+
+    @app.after_request
+    def finish(response: Response) -> Response:
+        elapsed = time.perf_counter() - g.get("started", time.perf_counter())
+        response.headers["X-Request-ID"] = g.get("request_id", "")
+        for header, value in _SECURITY_HEADERS.items():
+            response.headers.setdefault(header, value)
+        route = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        if request.blueprint != "ops":  # probes and scrapes are not traffic
+            metrics = runtime.metrics
+            metrics.requests.labels(route, request.method, str(response.status_code)).inc()
+            metrics.request_duration.labels(route).observe(elapsed)
+            log.info(
+                "request",
+                extra={
+                    "request_id": g.get("request_id"),
+                    "method": request.method,
+                    "path": request.path[:256],
+                    "route": route,
+                    "status": response.status_code,
+                    "duration_ms": round(elapsed * 1000, 2),
+                    "bytes_in": request.content_length,
+                    "remote": request.remote_addr,
+                },
+            )
+        return response
+
+
+def _install_error_handlers(app: Flask) -> None:
+    @app.errorhandler(ServiceError)
+    def service_error(error: ServiceError) -> Response:
+        headers = dict(error.headers)
+        if error.status == 503:
+            headers.setdefault("Retry-After", "1")
+        if request.blueprint == "tfserving":
+            return json_response({"error": error.message}, error.status, headers)
+        return json_response(error.to_body(), error.status, headers)
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> Response:
+        status = error.code or 500
+        wrapped = ServiceError(
+            error.description or error.name,
+            status=status,
+            code=_HTTP_CODES.get(status, "http_error"),
+        )
+        response = service_error(wrapped)
+        if isinstance(error, MethodNotAllowed) and error.valid_methods:
+            response.headers["Allow"] = ", ".join(sorted(error.valid_methods))
+        return response
+
+    @app.errorhandler(Exception)
+    def unexpected(error: Exception) -> Response:
+        # Log the trace for operators; the client gets no internals.
+        log.exception("unhandled error", extra={"request_id": g.get("request_id")})
+        return service_error(ServiceError("internal error"))

@@ -1,0 +1,222 @@
+"""Dynamic batching: coalesce concurrent requests in a worker into one model call.
+
+Request threads ``announce()`` themselves before they tokenize and ``submit()`` their encoded
+texts after; one batcher thread takes everything already queued (up to ``max_batch_size``
+texts) and calls the model once. It waits (at most ``max_wait_s``) only while announced
+requests are still on their way, so a lone request never waits for a batch to fill. A request
+larger than the room left is split across batches. Each caller gets its own rows of the result,
+or the exception of the batch its rows were in.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Protocol
+
+import numpy as np
+
+from service.errors import NotReady, Overloaded
+
+PredictFn = Callable[[list[Any]], np.ndarray]
+
+
+class BatchObserver(Protocol):
+    """Receives batch statistics (the metrics module implements it)."""
+
+    def batch_done(self, size: int, inference_s: float, queue_waits_s: Sequence[float]) -> None: ...
+
+    def queue_depth_changed(self, items: int) -> None: ...
+
+
+@dataclass
+class _Job:
+    items: Sequence[Any]
+    future: Future[np.ndarray] = field(default_factory=Future)
+    enqueued_at: float = field(default_factory=time.perf_counter)
+    results: np.ndarray | None = None
+    filled: int = 0
+
+
+class Arrival:
+    """A request on its way to the batcher; the batcher may wait a moment for it."""
+
+    def __init__(self, batcher: DynamicBatcher) -> None:
+        self._batcher = batcher
+        self._pending = True
+
+    def submit(self, items: Sequence[Any]) -> Future[np.ndarray]:
+        """Queue ``items`` and return the future of their rows of the model output."""
+        self._pending = False
+        return self._batcher._enqueue(items, announced=True)
+
+    def __enter__(self) -> Arrival:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._pending:  # left without submitting (e.g. a validation error)
+            self._pending = False
+            self._batcher._arrival_cancelled()
+
+
+class DynamicBatcher:
+    """Runs ``predict_fn`` on batches built from concurrent submissions, on its own thread."""
+
+    def __init__(
+        self,
+        predict_fn: PredictFn,
+        *,
+        max_batch_size: int = 128,
+        max_wait_s: float = 0.002,
+        max_queue_items: int = 2048,
+        observer: BatchObserver | None = None,
+    ) -> None:
+        self._predict = predict_fn
+        self.max_batch_size = max_batch_size
+        self.max_wait_s = max_wait_s
+        self.max_queue_items = max_queue_items
+        self._observer = observer
+        self._queue: deque[tuple[_Job, int]] = deque()  # (job, first row not yet batched)
+        self._queued_items = 0
+        self._announced = 0
+        self._lock = threading.Condition()
+        self._running = False
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the batcher thread."""
+        with self._lock:
+            if self._running:
+                return
+            self._running = True
+        self._thread = threading.Thread(target=self._loop, name="batcher", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Refuse new work, finish everything already queued, then stop the thread."""
+        with self._lock:
+            self._running = False
+            self._lock.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def queued_items(self) -> int:
+        """Return how many items wait for the model."""
+        return self._queued_items
+
+    # -- submission ------------------------------------------------------------------------
+
+    def announce(self) -> Arrival:
+        """Register a request that will submit soon (use as a context manager)."""
+        with self._lock:
+            self._announced += 1
+        return Arrival(self)
+
+    def submit(self, items: Sequence[Any]) -> Future[np.ndarray]:
+        """Queue ``items`` without announcing first."""
+        return self._enqueue(items, announced=False)
+
+    def _arrival_cancelled(self) -> None:
+        with self._lock:
+            self._announced -= 1
+            self._lock.notify_all()
+
+    def _enqueue(self, items: Sequence[Any], *, announced: bool) -> Future[np.ndarray]:
+        job = _Job(items)
+        with self._lock:
+            if announced:
+                self._announced -= 1
+            if not self._running:
+                raise NotReady("the worker is shutting down")
+            if self._queued_items + len(items) > self.max_queue_items:
+                self._lock.notify_all()
+                raise Overloaded(
+                    f"too many texts waiting for the model ({self._queued_items}); retry shortly",
+                    headers={"Retry-After": "1"},
+                )
+            if items:
+                self._queue.append((job, 0))
+                self._queued_items += len(items)
+            self._lock.notify_all()
+        if not items:
+            job.future.set_result(np.zeros((0, 0), dtype=np.float32))
+        return job.future
+
+    # -- the batcher thread ----------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while True:
+            batch = self._next_batch()
+            if batch is None:
+                return
+            self._run(batch)
+
+    def _next_batch(self) -> list[tuple[_Job, int, int]] | None:
+        with self._lock:
+            while not self._queue:
+                if not self._running:
+                    return None
+                self._lock.wait()
+            # Wait only for requests known to be on their way, never for a batch to "fill".
+            deadline = time.perf_counter() + self.max_wait_s
+            while self._queued_items < self.max_batch_size and self._announced > 0:
+                remaining = deadline - time.perf_counter()
+                if remaining <= 0:
+                    break
+                self._lock.wait(remaining)
+            batch: list[tuple[_Job, int, int]] = []  # (job, start, stop) row ranges
+            room = self.max_batch_size
+            while self._queue and room > 0:
+                job, start = self._queue[0]
+                stop = min(len(job.items), start + room)
+                batch.append((job, start, stop))
+                room -= stop - start
+                if stop == len(job.items):
+                    self._queue.popleft()
+                else:
+                    self._queue[0] = (job, stop)
+            self._queued_items -= self.max_batch_size - room
+            depth = self._queued_items
+        if self._observer is not None:
+            self._observer.queue_depth_changed(depth)
+        return batch
+
+    def _run(self, batch: list[tuple[_Job, int, int]]) -> None:
+        items = [item for job, start, stop in batch for item in job.items[start:stop]]
+        started = time.perf_counter()
+        try:
+            outputs = self._predict(items)
+        except Exception as exc:  # every caller of this batch must hear about it
+            for job, _, _ in batch:
+                if not job.future.done():
+                    job.future.set_exception(exc)
+            return
+        elapsed = time.perf_counter() - started
+        offset = 0
+        for job, start, stop in batch:
+            rows = outputs[offset : offset + stop - start]
+            offset += stop - start
+            if job.future.done():  # an earlier part of this job failed
+                continue
+            if job.results is None:
+                job.results = np.empty((len(job.items), *rows.shape[1:]), dtype=rows.dtype)
+            job.results[start:stop] = rows
+            job.filled += stop - start
+            if job.filled == len(job.items):
+                job.future.set_result(job.results)
+        if self._observer is not None:
+            waits = [started - job.enqueued_at for job, start, _ in batch if start == 0]
+            self._observer.batch_done(len(items), elapsed, waits)

@@ -1,0 +1,56 @@
+"""`sentiment-serve`: check the bundle, then exec gunicorn with the project's config.
+
+The container runs this same command, and so do the integration tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from service.config import DEFAULT_MODEL_DIR
+
+GUNICORN_ARGS = ["-c", "python:service.gunicorn_conf", "service.wsgi:app()"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser; every option is also a SENTIMENT_* variable."""
+    parser = argparse.ArgumentParser(
+        prog="sentiment-serve",
+        description="Serve a sentiment model bundle over HTTP with gunicorn. Options override "
+        "the SENTIMENT_* environment variables (see README, Configuration).",
+    )
+    parser.add_argument("--model-dir", help=f"bundle directory (default: {DEFAULT_MODEL_DIR})")
+    parser.add_argument("--host", help="bind address (default: 0.0.0.0)")
+    parser.add_argument("--port", type=int, help="bind port (default: 8000)")
+    parser.add_argument("--workers", type=int, help="worker processes (default: 2)")
+    parser.add_argument("--threads", type=int, help="threads per worker (default: 16)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Validate settings and the bundle, then replace this process with gunicorn."""
+    args = build_parser().parse_args(argv)
+    for name in ("model_dir", "host", "port", "workers", "threads"):
+        value = getattr(args, name)
+        if value is not None:
+            os.environ[f"SENTIMENT_{name.upper()}"] = str(value)
+
+    from pydantic import ValidationError
+
+    from service.config import Settings
+    from training.bundle import check_bundle_files
+    from training.errors import BundleError
+
+    try:
+        settings = Settings()
+        check_bundle_files(settings.model_dir)
+    except (ValidationError, BundleError) as exc:
+        print(f"sentiment-serve: cannot start: {exc}", file=sys.stderr)
+        return 2
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    gunicorn = [sys.executable, "-m", "gunicorn", *GUNICORN_ARGS]
+    os.execv(sys.executable, gunicorn)
+    return 0  # unreachable: execv does not return

@@ -1,0 +1,111 @@
+"""Service settings: one typed object, read from ``SENTIMENT_*`` environment variables."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# models/default beside the packages: where the repository and the image keep the shipped bundle.
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "default"
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; the README's configuration table mirrors this class."""
+
+    model_config = SettingsConfigDict(env_prefix="SENTIMENT_", extra="ignore", frozen=True)
+
+    model_dir: Path = DEFAULT_MODEL_DIR
+    """Model bundle directory (model.keras, tokenizer.json, metadata.json)."""
+
+    host: str = "0.0.0.0"  # a container must listen on all interfaces
+    """Address gunicorn binds."""
+
+    port: int = Field(8000, ge=1, le=65535)
+    """Port gunicorn binds."""
+
+    workers: int = Field(2, ge=1, le=64)
+    """gunicorn worker processes; each loads its own copy of the model."""
+
+    threads: int = Field(16, ge=1, le=512)
+    """Request threads per worker: the concurrency the batcher can coalesce."""
+
+    max_batch_size: int = Field(128, ge=1, le=4096)
+    """Most texts in one model call."""
+
+    max_batch_wait_ms: float = Field(2.0, ge=0, le=1000)
+    """How long a batch waits for requests known to be arriving; never waits when none are."""
+
+    max_queue_texts: int = Field(2048, ge=1)
+    """Texts waiting for the model per worker; past it requests get 503 + Retry-After."""
+
+    request_timeout_s: float = Field(30.0, gt=0)
+    """How long a request waits for its predictions before a 503."""
+
+    max_texts_per_request: int = Field(256, ge=1)
+    """Texts in one /predict request; more is a 422."""
+
+    max_text_chars: int = Field(20_000, ge=1)
+    """Characters in one text; longer is a 422 (IMDB's longest review is ~14k)."""
+
+    max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    """Request body size; larger is a 413, checked before the body is read."""
+
+    tf_intra_op_threads: int = Field(0, ge=0)
+    """TensorFlow threads inside one op; 0 = CPUs / workers, so workers x threads fit the CPUs."""
+
+    tf_inter_op_threads: int = Field(1, ge=0)
+    """TensorFlow ops run in parallel; 1 suits an RNN, whose steps are sequential anyway."""
+
+    bucketing: bool = True
+    """Pad each batch only to its length bucket (exact for post-padded masked models)."""
+
+    warmup: bool = True
+    """Run every bucket shape once before /readyz turns 200."""
+
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    """Log level of the JSON logs."""
+
+    log_texts: bool = False
+    """Log request texts (off: texts are private by default)."""
+
+    graceful_timeout_s: int = Field(25, ge=1)
+    """Seconds in-flight requests get to finish after SIGTERM."""
+
+    metrics_dir: Path | None = None
+    """Prometheus multiprocess directory; set by the gunicorn config when running there."""
+
+    @field_validator("model_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @model_validator(mode="after")
+    def _fits_the_queue(self) -> Settings:
+        if self.max_queue_texts < self.max_texts_per_request:
+            raise ValueError("max_queue_texts must be >= max_texts_per_request")
+        return self
+
+    def intra_op_threads(self) -> int:
+        """Return the TensorFlow intra-op pool size for one worker."""
+        if self.tf_intra_op_threads:
+            return self.tf_intra_op_threads
+        return max(1, available_cpus() // self.workers)
+
+
+def available_cpus() -> int:
+    """Return the CPUs this process may use, honouring a container's cgroup CPU quota.
+
+    TensorFlow sizes its pools from the host's cores and ignores the quota (tensorflow#17206).
+    """
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            cpus = min(cpus, max(1, int(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass  # no cgroup v2 limit visible: use the affinity mask
+    return cpus

@@ -1,0 +1,134 @@
+"""Prometheus metrics, correct under several gunicorn workers.
+
+In gunicorn, ``PROMETHEUS_MULTIPROC_DIR`` is set (and wiped) by the master before the workers
+import prometheus-client, so every worker writes its values to files there and a scrape of
+any worker aggregates all of them. Without it (tests, a single process) a private registry
+is used. Multiprocess mode allows no Info or callback metrics, so model info is a gauge.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+    multiprocess,
+)
+
+disable_created_metrics()  # the *_created series double the output and nobody graphs them
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+RATIO_BUCKETS = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0)
+
+
+def multiprocess_mode() -> bool:
+    """Return whether metrics are shared between worker processes through files."""
+    return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+
+
+class Metrics:
+    """The service's metric families, and their exposition."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "sentiment_requests",
+            "HTTP requests served (probes and metrics excluded).",
+            ["route", "method", "status"],
+            registry=r,
+        )
+        self.request_duration = Histogram(
+            "sentiment_request_duration_seconds",
+            "Request latency, by route.",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "sentiment_batch_size",
+            "Texts per model call.",
+            buckets=BATCH_BUCKETS,
+            registry=r,
+        )
+        self.inference_duration = Histogram(
+            "sentiment_inference_duration_seconds",
+            "Duration of one model call.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.queue_wait = Histogram(
+            "sentiment_queue_wait_seconds",
+            "Time a request waited for its batch to start.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.queue_depth = Gauge(
+            "sentiment_queue_depth",
+            "Texts waiting for the model.",
+            multiprocess_mode="livesum",
+            registry=r,
+        )
+        self.texts = Counter("sentiment_texts", "Texts predicted.", registry=r)
+        self.predictions = Counter(
+            "sentiment_predictions",
+            "Predictions, by predicted label.",
+            ["label"],
+            registry=r,
+        )
+        self.oov_ratio = Histogram(
+            "sentiment_oov_ratio",
+            "Share of a text's tokens outside the vocabulary: a data-drift signal.",
+            buckets=RATIO_BUCKETS,
+            registry=r,
+        )
+        self.model_info = Gauge(
+            "sentiment_model_info",
+            "The model being served (value 1).",
+            ["name", "version"],
+            multiprocess_mode="max",
+            registry=r,
+        )
+        self.ready = Gauge(
+            "sentiment_worker_ready",
+            "Workers whose model is loaded and warm.",
+            multiprocess_mode="livesum",
+            registry=r,
+        )
+
+    # -- BatchObserver ---------------------------------------------------------------------
+
+    def batch_done(self, size: int, inference_s: float, queue_waits_s: Sequence[float]) -> None:
+        """Record one model call."""
+        self.batch_size.observe(size)
+        self.inference_duration.observe(inference_s)
+        for wait in queue_waits_s:
+            self.queue_wait.observe(wait)
+
+    def queue_depth_changed(self, items: int) -> None:
+        """Record the queue depth after a batch was taken."""
+        self.queue_depth.set(items)
+
+    # -- exposition ------------------------------------------------------------------------
+
+    def render(self) -> tuple[bytes, str]:
+        """Return the exposition text of all workers (multiprocess) or of this process."""
+        if multiprocess_mode():
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            return generate_latest(registry), CONTENT_TYPE_LATEST
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+def mark_worker_dead(pid: int) -> None:
+    """Drop a dead worker's live gauges (gunicorn ``child_exit``)."""
+    if multiprocess_mode():
+        multiprocess.mark_process_dead(pid)

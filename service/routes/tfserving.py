@@ -1,0 +1,90 @@
+"""TensorFlow Serving compatible REST routes, so existing TF Serving clients work unchanged.
+
+Errors here keep TF Serving's shape, ``{"error": "..."}`` (rendered by the app's handler).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response
+
+from service.errors import ServiceError
+from service.http import json_response, parse_body
+from service.schemas import TFServingPredictRequest
+from service.state import limits, runtime
+
+blueprint = Blueprint("tfserving", __name__, url_prefix="/v1/models")
+
+
+def _check_model(name: str, version: str | None = None) -> None:
+    metadata = runtime().predictor.metadata
+    if name != metadata.name or (version is not None and version != metadata.version):
+        servable = f"Specific({name}, {version})" if version else f"Latest({name})"
+        raise ServiceError(
+            f"Servable not found for request: {servable}", status=404, code="not_found"
+        )
+
+
+@blueprint.post("/<name>:predict")
+@blueprint.post("/<name>/versions/<version>:predict")
+def predict(name: str, version: str | None = None) -> Response:
+    """Return the model's output vector for each instance."""
+    service = runtime()
+    if service.ready:
+        _check_model(name, version)
+    body = parse_body(TFServingPredictRequest, limits())
+    result = service.predict(body.instances)
+    return json_response({"predictions": result.outputs.tolist()})
+
+
+@blueprint.get("/<name>")
+@blueprint.get("/<name>/versions/<version>")
+def status(name: str, version: str | None = None) -> Response:
+    """Report the model version's state, as TF Serving's GetModelStatus."""
+    service = runtime()
+    if not service.ready:
+        state: dict[str, Any] = {
+            "version": "0",
+            "state": "LOADING",
+            "status": {"error_code": "UNAVAILABLE", "error_message": ""},
+        }
+        return json_response({"model_version_status": [state]}, status=503)
+    _check_model(name, version)
+    metadata = service.predictor.metadata
+    state = {
+        "version": metadata.version,
+        "state": "AVAILABLE",
+        "status": {"error_code": "OK", "error_message": ""},
+    }
+    return json_response({"model_version_status": [state]})
+
+
+@blueprint.get("/<name>/metadata")
+@blueprint.get("/<name>/versions/<version>/metadata")
+def metadata(name: str, version: str | None = None) -> Response:
+    """Return the bundle metadata: labels, maxlen, version, metrics."""
+    service = runtime()
+    if not service.ready:
+        raise ServiceError("model is not loaded yet", status=503, code="not_ready")
+    _check_model(name, version)
+    data = service.predictor.metadata.model_dump(
+        mode="json",
+        include={
+            "name",
+            "version",
+            "created_at",
+            "labels",
+            "maxlen",
+            "padding",
+            "truncating",
+            "vocabulary_size",
+            "metrics",
+            "architecture",
+            "versions",
+        },
+    )
+    data["architecture"] = {k: v for k, v in data["architecture"].items() if k != "summary"}
+    return json_response(
+        {"model_spec": {"name": data["name"], "version": data["version"]}, "metadata": data}
+    )

@@ -1,0 +1,127 @@
+"""The per-worker runtime: predictor + batcher + metrics, and the worker's readiness."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+
+import numpy as np
+
+from service.batching import DynamicBatcher
+from service.config import Settings
+from service.errors import InferenceFailed, InferenceTimeout, NotReady, ServiceError
+from service.metrics import Metrics
+from service.predictor import Predictor
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BatchResult:
+    """The model's raw outputs and per-label probabilities for one request's texts."""
+
+    outputs: np.ndarray
+    probabilities: np.ndarray
+
+
+class Runtime:
+    """Owns the model lifecycle of one worker: load after fork, serve, drain on shutdown."""
+
+    def __init__(self, settings: Settings, predictor: Predictor, metrics: Metrics) -> None:
+        self.settings = settings
+        self.predictor = predictor
+        self.metrics = metrics
+        self.batcher = DynamicBatcher(
+            predictor.predict_encoded,
+            max_batch_size=settings.max_batch_size,
+            max_wait_s=settings.max_batch_wait_ms / 1000,
+            max_queue_items=settings.max_queue_texts,
+            observer=metrics,
+        )
+        self.draining = False
+        self.load_error: str | None = None
+        self._started = threading.Event()
+
+    def start(
+        self, *, background: bool = True, on_failure: Callable[[Exception], None] | None = None
+    ) -> None:
+        """Load the model (in a thread, so probes answer meanwhile) and start the batcher."""
+
+        def load() -> None:
+            try:
+                self.predictor.load(warmup=self.settings.warmup)
+            except Exception as exc:  # the reason must reach the log, then the worker stops
+                self.load_error = str(exc)
+                log.critical("cannot serve the model: %s", exc)
+                if on_failure is not None:
+                    on_failure(exc)
+                return
+            self.batcher.start()
+            metadata = self.predictor.metadata
+            self.metrics.model_info.labels(metadata.name, metadata.version).set(1)
+            self.metrics.ready.inc()
+            self._started.set()
+
+        if background:
+            threading.Thread(target=load, name="model-loader", daemon=True).start()
+        else:
+            load()
+
+    @property
+    def ready(self) -> bool:
+        """Return whether this worker should receive traffic."""
+        return self._started.is_set() and not self.draining
+
+    def begin_shutdown(self) -> None:
+        """Turn readiness off at once; queued work still completes (see ``stop``)."""
+        if not self.draining:
+            self.draining = True
+            if self._started.is_set():
+                self.metrics.ready.dec()
+
+    def stop(self) -> None:
+        """Finish queued batches and stop the batcher thread."""
+        self.begin_shutdown()
+        self.batcher.stop(timeout=self.settings.graceful_timeout_s)
+
+    def predict(self, texts: Sequence[str]) -> BatchResult:
+        """Encode, batch with concurrent requests, and return this request's rows."""
+        if not self._started.is_set():
+            raise NotReady(
+                "the model is not loaded yet" if self.load_error is None else "model failed to load"
+            )
+        predictor = self.predictor
+        with self.batcher.announce() as arrival:
+            encoded = predictor.encode(texts)
+            future = arrival.submit(encoded)
+        try:
+            outputs = future.result(timeout=self.settings.request_timeout_s)
+        except FutureTimeout as exc:
+            future.cancel()
+            raise InferenceTimeout(
+                f"no prediction within {self.settings.request_timeout_s:g} s"
+            ) from exc
+        except ServiceError:
+            raise
+        except Exception as exc:
+            log.exception("model call failed")
+            raise InferenceFailed("the model failed on this batch") from exc
+        probabilities = predictor.probabilities(outputs)
+        self._observe(encoded, probabilities)
+        return BatchResult(outputs, probabilities)
+
+    def _observe(self, encoded: list[list[int]], probabilities: np.ndarray) -> None:
+        metrics = self.metrics
+        labels = self.predictor.metadata.labels
+        metrics.texts.inc(len(encoded))
+        for label_id, count in zip(
+            *np.unique(probabilities.argmax(axis=1), return_counts=True), strict=True
+        ):
+            metrics.predictions.labels(labels[int(label_id)]).inc(int(count))
+        oov = self.predictor.oov_index
+        if oov is not None:
+            for ids in encoded:
+                metrics.oov_ratio.observe(ids.count(oov) / len(ids) if ids else 0.0)
