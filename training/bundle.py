@@ -116,7 +116,8 @@ def _serving_copy(model: Any) -> Any:
     """Return an uncompiled twin of ``model``: same weights, no optimizer state (~3x smaller)."""
     import keras
 
-    copy = keras.models.clone_model(model)
+    # clone_model would carry the optimizer over; a model rebuilt from its config does not.
+    copy = keras.Model.from_config(model.get_config())
     copy.set_weights(model.get_weights())
     return copy
 

@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
-
-import keras
+from typing import TYPE_CHECKING, Any, Literal
 
 from training.errors import ConfigError
-from training.layers import MaskedGlobalMaxPooling1D
+
+if TYPE_CHECKING:  # Keras is imported when a model is built, so CLIs start (and --help) fast
+    import keras
 
 Cell = Literal["gru", "lstm", "simple_rnn"]
 Pooling = Literal["last", "max", "mean", "max_mean"]
 CELLS: tuple[Cell, ...] = ("gru", "lstm", "simple_rnn")
 POOLINGS: tuple[Pooling, ...] = ("last", "max", "mean", "max_mean")
 
-_CELL_LAYERS: dict[str, type[keras.layers.Layer]] = {
-    "gru": keras.layers.GRU,
-    "lstm": keras.layers.LSTM,
-    "simple_rnn": keras.layers.SimpleRNN,
-}
+_CELL_LAYERS = {"gru": "GRU", "lstm": "LSTM", "simple_rnn": "SimpleRNN"}
 
 
 @dataclass(frozen=True)
@@ -61,6 +57,8 @@ class ModelConfig:
 
 def build_model(config: ModelConfig) -> keras.Model:
     """Return the uncompiled functional model: int ids (batch, time) -> class probabilities."""
+    import keras
+
     regularizer = keras.regularizers.L2(config.l2) if config.l2 > 0 else None
     token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
     x = keras.layers.Embedding(
@@ -101,9 +99,11 @@ def _recurrent_layer(
     regularizer: keras.regularizers.Regularizer | None,
     name: str,
 ) -> keras.layers.Layer:
+    import keras
+
     # Defaults (tanh / sigmoid, no recurrent dropout, unroll=False, reset_after=True) keep
     # GRU and LSTM eligible for the cuDNN kernel on GPU.
-    layer = _CELL_LAYERS[config.cell](
+    layer = getattr(keras.layers, _CELL_LAYERS[config.cell])(
         config.units,
         return_sequences=return_sequences,
         recurrent_dropout=config.recurrent_dropout,
@@ -117,6 +117,10 @@ def _recurrent_layer(
 
 
 def _pool(x: Any, pooling: Pooling) -> Any:
+    import keras
+
+    from training.layers import MaskedGlobalMaxPooling1D
+
     if pooling == "last":
         return x
     if pooling == "max":
