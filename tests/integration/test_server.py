@@ -40,9 +40,7 @@ def _metric(server: Server, name: str) -> dict[tuple[tuple[str, str], ...], floa
 
 
 def test_predict_over_http(server: Server) -> None:
-    response = requests.post(
-        f"{server.url}/predict", json={"text": "a wonderful film"}, timeout=10
-    )
+    response = requests.post(f"{server.url}/predict", json={"text": "a wonderful film"}, timeout=10)
     assert response.status_code == 200, response.text
     prediction = response.json()["predictions"][0]
     assert prediction["label"] in {"negative", "positive"}
@@ -76,19 +74,28 @@ def test_concurrent_clients_across_workers_and_metrics_add_up(server: Server) ->
 
 
 def test_errors_over_http(server: Server) -> None:
-    bad = requests.post(f"{server.url}/predict", data=b"\xff\xfe{", timeout=5,
-                        headers={"Content-Type": "application/json"})
+    bad = requests.post(
+        f"{server.url}/predict",
+        data=b"\xff\xfe{",
+        timeout=5,
+        headers={"Content-Type": "application/json"},
+    )
     assert bad.status_code == 400
     assert bad.json()["error"]["code"] == "malformed_json"
-    too_big = requests.post(f"{server.url}/predict", data=b"x" * (9 * 1024 * 1024), timeout=30,
-                            headers={"Content-Type": "application/json"})
+    too_big = requests.post(
+        f"{server.url}/predict",
+        data=b"x" * (9 * 1024 * 1024),
+        timeout=30,
+        headers={"Content-Type": "application/json"},
+    )
     assert too_big.status_code == 413
     assert requests.get(f"{server.url}/healthz", timeout=5).status_code == 200
 
 
 def test_tf_serving_route(server: Server) -> None:
-    reply = requests.post(f"{server.url}/v1/models/tiny:predict",
-                          json={"instances": ["great", "awful"]}, timeout=10)
+    reply = requests.post(
+        f"{server.url}/v1/models/tiny:predict", json={"instances": ["great", "awful"]}, timeout=10
+    )
     assert reply.status_code == 200
     assert len(reply.json()["predictions"]) == 2
     status = requests.get(f"{server.url}/v1/models/tiny", timeout=5).json()
@@ -109,8 +116,11 @@ def test_broken_bundle_refuses_to_start(tiny_bundle: Path, tmp_path: Path, damag
         model = bundle / "model.keras"
         model.write_bytes(model.read_bytes()[:100])
     result = subprocess.run(
-        [SERVE, "--model-dir", str(bundle), "--port", "1"], capture_output=True, timeout=60,
-        text=True, check=False,
+        [SERVE, "--model-dir", str(bundle), "--port", "1"],
+        capture_output=True,
+        timeout=60,
+        text=True,
+        check=False,
     )
     assert result.returncode != 0
     expected = "does not exist" if damage == "missing" else "checksum"

@@ -33,8 +33,10 @@ def test_service_scores_equal_training_scores(tiny_bundle: Path) -> None:
     response = app.test_client().post("/predict", json={"texts": TEXTS})
     assert response.status_code == 200
     served = np.array(
-        [[p["probabilities"][label] for label in bundle.metadata.labels]
-         for p in response.get_json()["predictions"]]
+        [
+            [p["probabilities"][label] for label in bundle.metadata.labels]
+            for p in response.get_json()["predictions"]
+        ]
     )
     np.testing.assert_allclose(served, expected, atol=1e-6)
     app.extensions["sentiment"].stop()
@@ -53,9 +55,10 @@ def test_text_scores_the_same_alone_and_beside_longer_texts(predictor: Predictor
     longer = " ".join(["the plot was dull and the actors were awful"] * 3)
     alone = predictor.predict_encoded(predictor.encode([short]))
     batch = predictor.predict_encoded(predictor.encode([short, longer, longer + " again"]))
-    assert predictor.pad(predictor.encode([short])).shape[1] < predictor.pad(
-        predictor.encode([short, longer])
-    ).shape[1]
+    assert (
+        predictor.pad(predictor.encode([short])).shape[1]
+        < predictor.pad(predictor.encode([short, longer])).shape[1]
+    )
     np.testing.assert_allclose(alone[0], batch[0], atol=1e-6)
 
 
