@@ -5,8 +5,10 @@ from __future__ import annotations
 import shutil
 import signal
 import subprocess
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -22,10 +24,10 @@ REQUESTS = 60
 
 
 @pytest.fixture(scope="module")
-def server(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Server:
+def server(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp("server")
     with running_server(tiny_bundle, tmp, workers=str(WORKERS), threads="4") as started:
-        yield started  # type: ignore[misc]
+        yield started
 
 
 def _metric(server: Server, name: str) -> dict[tuple[tuple[str, str], ...], float]:
@@ -52,15 +54,16 @@ def test_concurrent_clients_across_workers_and_metrics_add_up(server: Server) ->
     before = _metric(server, "sentiment_requests_total")
     route = (("method", "POST"), ("route", "/predict"), ("status", "200"))
 
-    def call(text: str) -> dict[str, object]:
+    def call(text: str) -> dict[str, Any]:
         reply = requests.post(f"{server.url}/predict", json={"texts": [text, text]}, timeout=30)
         assert reply.status_code == 200, reply.text
-        return reply.json()  # type: ignore[no-any-return]
+        body: dict[str, Any] = reply.json()
+        return body
 
     with ThreadPoolExecutor(max_workers=16) as pool:
         replies = list(pool.map(call, texts))
     for reply in replies:
-        first, second = reply["predictions"]  # type: ignore[misc]
+        first, second = reply["predictions"]
         assert first == second  # same text, same batch or not: same score
     for _ in range(5):  # probes and scrapes are not traffic
         requests.get(f"{server.url}/readyz", timeout=5)
