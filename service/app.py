@@ -32,6 +32,7 @@ _SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
     "Referrer-Policy": "no-referrer",
 }
+_TFSERVING_PREFIX = f"{tfserving.blueprint.url_prefix}/"
 _HTTP_CODES = {
     400: "bad_request",
     404: "not_found",
@@ -113,7 +114,8 @@ def _install_error_handlers(app: Flask) -> None:
         headers = dict(error.headers)
         if error.status == 503:
             headers.setdefault("Retry-After", "1")
-        if request.blueprint == "tfserving":
+        # TF Serving's paths keep its error shape, routing errors (404, 405) under them too.
+        if request.blueprint == "tfserving" or request.path.startswith(_TFSERVING_PREFIX):
             return json_response({"error": error.message}, error.status, headers)
         return json_response(error.to_body(), error.status, headers)
 

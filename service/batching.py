@@ -14,7 +14,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Protocol
@@ -201,8 +201,7 @@ class DynamicBatcher:
             outputs = self._predict(items)
         except Exception as exc:  # every caller of this batch must hear about it
             for job, _, _ in batch:
-                if not job.future.done():
-                    job.future.set_exception(exc)
+                _settle(job.future, error=exc)
             return
         elapsed = time.perf_counter() - started
         offset = 0
@@ -216,7 +215,20 @@ class DynamicBatcher:
             job.results[start:stop] = rows
             job.filled += stop - start
             if job.filled == len(job.items):
-                job.future.set_result(job.results)
+                _settle(job.future, result=job.results)
         if self._observer is not None:
             waits = [started - job.enqueued_at for job, start, _ in batch if start == 0]
             self._observer.batch_done(len(items), elapsed, waits)
+
+
+def _settle(
+    future: Future[np.ndarray], *, result: np.ndarray | None = None, error: Exception | None = None
+) -> None:
+    """Resolve ``future`` unless its caller gave up (timed out and cancelled) meanwhile."""
+    try:
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)  # type: ignore[arg-type]
+    except InvalidStateError:
+        pass  # cancelled or already failed: nobody is waiting for this result

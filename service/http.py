@@ -27,10 +27,7 @@ def parse_body(model: type[Model], limits: Limits) -> Model:
         raise UnsupportedMediaType(
             f"expected Content-Type application/json, got {request.mimetype or 'none'!r}"
         )
-    try:
-        raw = request.get_data(cache=False)  # bounded by MAX_CONTENT_LENGTH, chunked too
-    except RequestEntityTooLarge as exc:
-        raise _too_large() from exc
+    raw = _read_body()
     try:
         data = orjson.loads(raw)  # rejects invalid UTF-8, NaN and nesting deeper than 1024
     except orjson.JSONDecodeError as exc:
@@ -49,6 +46,21 @@ def parse_body(model: type[Model], limits: Limits) -> Model:
                 for error in exc.errors(include_url=False, include_input=False)
             ],
         ) from exc
+
+
+def _read_body() -> bytes:
+    """Return the body, bounded by MAX_CONTENT_LENGTH, chunked (no Content-Length) too."""
+    try:
+        raw = request.get_data(cache=False)
+    except RequestEntityTooLarge as exc:
+        raise _too_large() from exc
+    # Werkzeug cuts a body without Content-Length at the limit rather than refusing it: a byte
+    # left after the limit makes the body too large, not silently truncated.
+    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    at_limit = request.content_length is None and limit is not None and len(raw) >= limit
+    if at_limit and request.input_stream.read(1):
+        raise _too_large()
+    return raw
 
 
 def _too_large() -> PayloadTooLarge:

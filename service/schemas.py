@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 
 class Limits(BaseModel):
@@ -18,16 +25,17 @@ class Limits(BaseModel):
     max_chars: int
 
 
-def _check_texts(texts: list[str], info: ValidationInfo, field: str) -> None:
+def _check_limits(texts: list[str], info: ValidationInfo) -> None:
+    """Raise if ``texts`` exceed the limits in the validation context (if any)."""
     limits = (info.context or {}).get("limits")
     if not isinstance(limits, Limits):
         return
     if len(texts) > limits.max_texts:
-        raise ValueError(f"{field}: {len(texts)} texts exceed the limit of {limits.max_texts}")
+        raise ValueError(f"{len(texts)} texts exceed the limit of {limits.max_texts}")
     for index, text in enumerate(texts):
         if len(text) > limits.max_chars:
             raise ValueError(
-                f"{field}[{index}]: {len(text)} characters exceed the limit of {limits.max_chars}"
+                f"text {index} has {len(text)} characters, over the limit of {limits.max_chars}"
             )
 
 
@@ -45,11 +53,24 @@ class PredictRequest(BaseModel):
         None, min_length=1, description="Texts to classify; predictions come back in order."
     )
 
+    @field_validator("text")
+    @classmethod
+    def _text_limits(cls, text: str | None, info: ValidationInfo) -> str | None:
+        if text is not None:
+            _check_limits([text], info)
+        return text
+
+    @field_validator("texts")
+    @classmethod
+    def _texts_limits(cls, texts: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        if texts is not None:
+            _check_limits(texts, info)
+        return texts
+
     @model_validator(mode="after")
-    def _one_of(self, info: ValidationInfo) -> PredictRequest:
+    def _one_of(self) -> PredictRequest:
         if (self.text is None) == (self.texts is None):
             raise ValueError("give exactly one of 'text' or 'texts'")
-        _check_texts(self.all_texts(), info, "texts" if self.texts is not None else "text")
         return self
 
     def all_texts(self) -> list[str]:
@@ -89,10 +110,11 @@ class TFServingPredictRequest(BaseModel):
     instances: list[str] = Field(min_length=1, description="Texts to classify.")
     signature_name: str | None = Field(None, description="Accepted and ignored (one signature).")
 
-    @model_validator(mode="after")
-    def _limits(self, info: ValidationInfo) -> TFServingPredictRequest:
-        _check_texts(self.instances, info, "instances")
-        return self
+    @field_validator("instances")
+    @classmethod
+    def _limits(cls, instances: list[str], info: ValidationInfo) -> list[str]:
+        _check_limits(instances, info)
+        return instances
 
 
 class TFServingPredictResponse(BaseModel):

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import json
 import random
+import threading
+import time
+from collections.abc import Sequence
 from pathlib import Path
+
+import numpy as np
+
+from service.predictor import Predictor
+from training.batches import to_class_probabilities
+from training.bundle import Bundle, BundleMetadata
 
 POSITIVE_WORDS = ["great", "wonderful", "loved", "superb", "moving", "brilliant", "fun"]
 NEGATIVE_WORDS = ["awful", "boring", "hated", "dull", "terrible", "waste", "bad"]
@@ -58,3 +67,127 @@ TINY_TRAIN_ARGS = [
     "0=negative,1=positive",
     "--quiet",
 ]
+
+
+# -- a fake predictor for fast service tests (no TensorFlow) ---------------------------------
+
+# The fake model's vocabulary: id 0 is padding, id 1 out-of-vocabulary, the rest words.
+FAKE_OOV = 1
+FAKE_VOCABULARY = {"good": 2, "great": 3, "bad": 4, "awful": 5, "the": 6, "film": 7, "was": 8}
+FAKE_POSITIVE_IDS = frozenset({2, 3})
+
+
+def fake_metadata() -> BundleMetadata:
+    """Return the metadata of the fake model, built in code."""
+    return BundleMetadata(
+        format_version=1,
+        name="fake",
+        version="3",
+        created_at="2024-01-01T00:00:00+00:00",
+        labels=["negative", "positive"],
+        maxlen=16,
+        padding="post",
+        truncating="pre",
+        vocabulary_size=10,
+    )
+
+
+def fake_score(text: str) -> float:
+    """Return the fake model's positive score: the share of positive words in the text."""
+    ids = FakePredictor.encode_one(text)
+    return sum(i in FAKE_POSITIVE_IDS for i in ids) / len(ids) if ids else 0.5
+
+
+class FakePredictor(Predictor):
+    """Stands in for ``service.predictor.Predictor`` with the interface the Runtime uses.
+
+    ``encode`` maps each whitespace word to an id (``FAKE_OOV`` for unknown words, truncated
+    to the last ``maxlen`` words); the score is the share of positive words (0.5 for an empty
+    text). ``fail_with`` makes ``predict_encoded`` raise, ``load_error`` makes ``load`` raise,
+    ``delay_s`` slows every model call, ``load_gate`` blocks ``load`` and ``gate`` blocks every
+    model call until set (``entered`` is set once a call is waiting on it).
+    """
+
+    def __init__(
+        self,
+        *,
+        fail_with: Exception | None = None,
+        load_error: Exception | None = None,
+        delay_s: float = 0.0,
+        load_gate: threading.Event | None = None,
+        gate: threading.Event | None = None,
+    ) -> None:
+        super().__init__(Path("fake-model"), bucketing=False, warmup_batch_sizes=(1,))
+        self.fail_with = fail_with
+        self.load_error = load_error
+        self.delay_s = delay_s
+        self.load_gate = load_gate
+        self.gate = gate
+        self.entered = threading.Event()
+        self.batch_sizes: list[int] = []
+        self.warmed_up = False
+        self._metadata = fake_metadata()
+
+    def load(self, *, warmup: bool = True) -> None:
+        """Turn ready (after ``load_gate``, if any), or raise ``load_error``."""
+        if self.load_gate is not None and not self.load_gate.wait(timeout=10):
+            raise RuntimeError("load_gate was never opened")
+        if self.load_error is not None:
+            raise self.load_error
+        self.warmed_up = warmup
+        self.buckets = (self._metadata.maxlen,)
+        self._ready.set()
+
+    @property
+    def bundle(self) -> Bundle:
+        """The fake has no bundle on disk."""
+        raise RuntimeError("FakePredictor has no bundle")
+
+    @property
+    def metadata(self) -> BundleMetadata:
+        """Return the fake model's metadata (once loaded, as the real predictor)."""
+        if not self.ready:
+            raise RuntimeError("Predictor.load() has not run")
+        return self._metadata
+
+    @property
+    def oov_index(self) -> int | None:
+        """Return the out-of-vocabulary id."""
+        return FAKE_OOV
+
+    @staticmethod
+    def encode_one(text: str) -> list[int]:
+        """Encode one text: one id per whitespace word, the last ``maxlen`` kept."""
+        ids = [FAKE_VOCABULARY.get(word, FAKE_OOV) for word in text.lower().split()]
+        return ids[-fake_metadata().maxlen :]
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        """Encode texts deterministically."""
+        return [self.encode_one(text) for text in texts]
+
+    def pad(self, encoded: Sequence[Sequence[int]]) -> np.ndarray:
+        """Pad to ``maxlen`` with zeros after the ids."""
+        padded = np.zeros((len(encoded), self._metadata.maxlen), dtype=np.int32)
+        for row, ids in enumerate(encoded):
+            padded[row, : len(ids)] = ids
+        return padded
+
+    def predict_encoded(self, encoded: Sequence[Sequence[int]]) -> np.ndarray:
+        """Return one sigmoid-like column: the share of positive ids per text."""
+        self.batch_sizes.append(len(encoded))
+        if self.gate is not None:
+            self.entered.set()
+            if not self.gate.wait(timeout=10):
+                raise RuntimeError("gate was never opened")
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        if self.fail_with is not None:
+            raise self.fail_with
+        scores = [
+            sum(i in FAKE_POSITIVE_IDS for i in ids) / len(ids) if ids else 0.5 for ids in encoded
+        ]
+        return np.asarray(scores, dtype=np.float32).reshape(-1, 1)
+
+    def probabilities(self, outputs: np.ndarray) -> np.ndarray:
+        """Turn the column into per-label probabilities, as training does."""
+        return to_class_probabilities(outputs)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response
+import logging
+
+from flask import Blueprint, Response, g
 
 from service.http import json_response, parse_body
 from service.runtime import Runtime
@@ -10,6 +12,9 @@ from service.schemas import PredictRequest
 from service.state import limits, runtime
 
 blueprint = Blueprint("predict", __name__)
+log = logging.getLogger(__name__)
+# With SENTIMENT_LOG_TEXTS on, each logged text is cut to this many characters.
+LOGGED_TEXT_CHARS = 500
 
 
 @blueprint.post("/predict")
@@ -17,7 +22,16 @@ def predict() -> Response:
     """Classify one text or a list of texts."""
     body = parse_body(PredictRequest, limits())
     service: Runtime = runtime()
-    result = service.predict(body.all_texts())
+    texts = body.all_texts()
+    if service.settings.log_texts:  # off by default: texts are the users' data
+        log.info(
+            "texts",
+            extra={
+                "request_id": g.get("request_id"),
+                "texts": [text[:LOGGED_TEXT_CHARS] for text in texts],
+            },
+        )
+    result = service.predict(texts)
     metadata = service.predictor.metadata
     labels = metadata.labels
     predictions = []
