@@ -43,6 +43,24 @@ limit_request_line = 8190
 limit_request_fields = 64
 limit_request_field_size = 8190
 worker_tmp_dir = os.environ.get("SENTIMENT_WORKER_TMP_DIR") or None
+# gunicorn's own messages as JSON too, one format for the log pipeline.
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "service.logs.JsonFormatter"}},
+    "handlers": {
+        "stderr": {
+            "class": "logging.StreamHandler",
+            "formatter": "json",
+            "stream": "ext://sys.stderr",
+        }
+    },
+    "root": {"handlers": ["stderr"], "level": _settings.log_level.upper()},
+    "loggers": {
+        "gunicorn.error": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+        "gunicorn.access": {"handlers": [], "propagate": False},
+    },
+}
 
 
 def on_starting(server: Any) -> None:
