@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 comma := ,
 IMDB ?= ../shared/data/imdb
 
-.PHONY: install serve test lint pytest train clean
+.PHONY: install serve test lint pytest train bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,3 +38,10 @@ train: $(STAMP) ## reproduce models/default from the IMDB files in $(IMDB)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+
+.PHONY: deploy-check
+deploy-check: ## offline checks of Dockerfile and k8s/ (own tools in .venv-deploy; no Docker, no cluster)
+	bash .ci/deploy-checks.sh
+
+bench: $(STAMP) ## throughput: model limit vs service vs naive Flask (bench/results/latest.*)
+	$(BIN)/python -m bench.run --data $(IMDB)/val.jsonl.gz

@@ -63,6 +63,8 @@ def create_app(
         intra_op_threads=settings.intra_op_threads(),
         inter_op_threads=settings.tf_inter_op_threads,
         warmup_batch_sizes=sorted({1, settings.max_batch_size}),
+        xla=settings.xla,
+        max_batch_size=settings.max_batch_size,
     )
     runtime = Runtime(settings, predictor, metrics or Metrics())
     app.extensions[EXTENSION] = runtime

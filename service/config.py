@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     bucketing: bool = True
     """Pad each batch only to its length bucket (exact for post-padded masked models)."""
 
+    xla: bool = True
+    """Compile the model with XLA (2-6x faster on CPU; ~1 s per batch x length shape at start)."""
+
     warmup: bool = True
     """Run every bucket shape once before /readyz turns 200."""
 

@@ -17,19 +17,20 @@ from training.bundle import load_bundle
 TEXTS = [text for text, _ in make_reviews(40, seed=5)] + ["", "<br />", "unseen words only"]
 
 
-@pytest.fixture(scope="module")
-def predictor(tiny_bundle: Path) -> Predictor:
-    loaded = Predictor(tiny_bundle, warmup_batch_sizes=(1, 4))
+@pytest.fixture(scope="module", params=[False, True], ids=["tf", "xla"])
+def predictor(tiny_bundle: Path, request: pytest.FixtureRequest) -> Predictor:
+    loaded = Predictor(tiny_bundle, warmup_batch_sizes=(1, 4), xla=request.param, max_batch_size=8)
     loaded.load()
     return loaded
 
 
-def test_service_scores_equal_training_scores(tiny_bundle: Path) -> None:
+@pytest.mark.parametrize("xla", [False, True])
+def test_service_scores_equal_training_scores(tiny_bundle: Path, xla: bool) -> None:
     # Training side: the bundle's own model and preprocessing, via the evaluation path.
     bundle = load_bundle(tiny_bundle)
     expected = predict_probabilities(bundle.model, bundle.preprocessor, TEXTS)
     # Serving side: the HTTP API of an app over the same bundle directory.
-    app = create_app(Settings(model_dir=tiny_bundle), load_in_background=False)
+    app = create_app(Settings(model_dir=tiny_bundle, xla=xla), load_in_background=False)
     response = app.test_client().post("/predict", json={"texts": TEXTS})
     assert response.status_code == 200
     served = np.array(
@@ -68,6 +69,8 @@ def test_bucket_padding_equals_maxlen_padding(predictor: Predictor) -> None:
     full = np.asarray(predictor.bundle.model(preprocessor.pad(encoded), training=False))
     np.testing.assert_allclose(predictor.predict_encoded(encoded), full, atol=1e-6)
     assert predictor.bucketing
+    if predictor.xla:  # 43 texts: several calls of at most 8 rows, grouped by length bucket
+        assert max(predictor.batch_buckets) == 8
 
 
 def test_empty_text_gets_finite_probabilities(predictor: Predictor) -> None:

@@ -1,0 +1,49 @@
+"""Request bodies for the load generator, from real IMDB reviews (one JSON body per line)."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from pathlib import Path
+
+from training.data import read_texts
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_HTML_BREAK = re.compile(r"<\s*br\s*/?\s*>", re.IGNORECASE)
+SHORT_WORDS = (10, 20)  # a one-sentence review
+
+
+def short_sentences(texts: list[str]) -> list[str]:
+    """Return the first sentence of each review that has 10-20 words."""
+    found = []
+    for text in texts:
+        first = _SENTENCE_END.split(_HTML_BREAK.sub(" ", text).strip(), maxsplit=1)[0]
+        if SHORT_WORDS[0] <= len(first.split()) <= SHORT_WORDS[1]:
+            found.append(first)
+    return found
+
+
+def write_bodies(path: Path, bodies: list[dict[str, object]]) -> Path:
+    """Write one compact JSON body per line."""
+    path.write_text("\n".join(json.dumps(body, separators=(",", ":")) for body in bodies) + "\n")
+    return path
+
+
+def build_payloads(
+    data: Path, out_dir: Path, *, count: int = 2000, seed: int = 0
+) -> dict[str, Path]:
+    """Write the three payload files: single IMDB texts, single short texts, 32-text requests."""
+    texts = read_texts(data)
+    rng = random.Random(seed)
+    rng.shuffle(texts)
+    short = short_sentences(texts)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return {
+        "imdb": write_bodies(out_dir / "imdb.jsonl", [{"text": t} for t in texts[:count]]),
+        "short": write_bodies(out_dir / "short.jsonl", [{"text": t} for t in short[:count]]),
+        "multi32": write_bodies(
+            out_dir / "multi32.jsonl",
+            [{"texts": texts[i : i + 32]} for i in range(0, min(len(texts), count * 8), 32)],
+        ),
+    }

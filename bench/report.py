@@ -1,0 +1,123 @@
+"""Turn a benchmark run into a Markdown table, ratios and a plot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+def _find(
+    points: list[dict[str, Any]], server: str, workload: str, c: int
+) -> dict[str, Any] | None:
+    return next(
+        (
+            p
+            for p in points
+            if (p["server"], p["workload"], p["concurrency"]) == (server, workload, c)
+        ),
+        None,
+    )
+
+
+def ratios(run: dict[str, Any]) -> dict[str, float]:
+    """Return the ratios the throughput targets are stated in."""
+    points, limit = run["points"], run["limit"]
+    out: dict[str, float] = {}
+    for c in (32, 128):
+        service = _find(points, "service", "imdb", c)
+        if service:
+            out[f"service/limit imdb c={c}"] = service["texts_per_s"] / limit["batch_texts_per_s"]
+    service32, naive32 = _find(points, "service", "imdb", 32), _find(points, "naive", "imdb", 32)
+    if service32 and naive32 and naive32["texts_per_s"]:
+        out["service/naive imdb c=32"] = service32["texts_per_s"] / naive32["texts_per_s"]
+    short = _find(points, "service", "short", 32)
+    if short and service32:
+        out["short/imdb texts/s c=32"] = short["texts_per_s"] / service32["texts_per_s"]
+    multi = _find(points, "service", "multi32", 8)
+    if multi:
+        out["service/limit multi32 c=8"] = multi["texts_per_s"] / limit["batch_texts_per_s"]
+    single = _find(points, "service", "imdb", 1)
+    if single:
+        out["c=1 p50 / single-text call"] = single["p50_ms"] / limit["single_ms_p50"]
+        out["c=1 p99 / single-text call"] = single["p99_ms"] / limit["single_ms_p50"]
+    return out
+
+
+def markdown(run: dict[str, Any]) -> str:
+    """Render the run as Markdown."""
+    limit = run["limit"]
+    lines = [
+        f"# Throughput benchmark ({run['date']})",
+        "",
+        f"Machine: {run['machine']}; {run['seconds_per_run']} s per run; load generator (wrk) "
+        "on the same machine.",
+        "",
+        f"Model limit (in-process, best runtime, batches of {limit['batch']} padded to "
+        f"{limit['maxlen']}): "
+        f"**{limit['batch_texts_per_s']:.0f} texts/s**; one text: "
+        f"{limit['single_ms_p50']:.1f} ms p50, {limit['single_ms_p99']:.1f} ms p99.",
+        "",
+        *[
+            f"- {name}: {found['batch_texts_per_s']:.0f} texts/s in batches of {found['batch']}, "
+            f"one text {found['single_ms_p50']:.1f} ms p50"
+            for name, found in run.get("limits", {}).items()
+        ],
+        "",
+        "| server | workload | concurrency | texts/s | p50 ms | p99 ms | errors | requests |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for p in run["points"]:
+        lines.append(
+            f"| {p['server']} | {p['workload']} | {p['concurrency']} | {p['texts_per_s']:.1f} "
+            f"| {p['p50_ms']:.1f} | {p['p99_ms']:.1f} | {p['errors']} | {p['requests']} |"
+        )
+    lines += ["", "| ratio | value |", "| --- | ---: |"]
+    lines += [f"| {name} | {value:.2f} |" for name, value in ratios(run).items()]
+    return "\n".join(lines) + "\n"
+
+
+def plot(run: dict[str, Any], path: Path) -> None:
+    """Plot throughput and p99 against concurrency for the limit, the service and naive."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for server, style in (("service", "o-"), ("naive", "s--")):
+        points = sorted(
+            (p for p in run["points"] if p["server"] == server and p["workload"] == "imdb"),
+            key=lambda p: p["concurrency"],
+        )
+        if not points:
+            continue
+        xs = [p["concurrency"] for p in points]
+        left.plot(xs, [p["texts_per_s"] for p in points], style, label=server)
+        right.plot(xs, [p["p99_ms"] for p in points], style, label=server)
+    left.axhline(
+        run["limit"]["batch_texts_per_s"],
+        color="gray",
+        linestyle=":",
+        label="model limit (batch 128)",
+    )
+    for axis, title in ((left, "IMDB texts/s"), (right, "p99 latency (ms)")):
+        axis.set_xscale("log", base=2)
+        axis.set_xlabel("concurrent clients")
+        axis.set_title(title)
+        axis.grid(alpha=0.3)
+        axis.legend()
+    right.set_yscale("log")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def write_results(out: Path, run: dict[str, Any]) -> None:
+    """Write latest.json, latest.md and latest.png into ``out``, and print the table."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "latest.json").write_text(json.dumps(run, indent=2) + "\n")
+    text = markdown(run)
+    (out / "latest.md").write_text(text)
+    plot(run, out / "latest.png")
+    print(text)
