@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from service.planning import CallCosts, plan_calls
 from training.batches import to_class_probabilities
 from training.bundle import Bundle, BundleMetadata, load_bundle
 from training.preprocessing import bucket_for, length_buckets
@@ -56,6 +57,7 @@ class Predictor:
         self._bundle: Bundle | None = None
         self._call: Any = None
         self.buckets: tuple[int, ...] = ()
+        self.call_costs = CallCosts(self.batch_buckets, ())
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -79,6 +81,7 @@ class Predictor:
             self.bucketing = False
         if not self.bucketing:
             self.buckets = (maxlen,)
+        self.call_costs = CallCosts(self.batch_buckets, self.buckets)
         if warmup:
             self._warm_up()
         self._ready.set()
@@ -106,7 +109,11 @@ class Predictor:
         sizes = self.batch_buckets if self.xla else self.warmup_batch_sizes
         for length in self.buckets:
             for size in sizes:
-                self.run(np.ones((size, length), dtype=np.int32))
+                ids = np.ones((size, length), dtype=np.int32)
+                self.run(ids)  # compiles
+                started = time.perf_counter()
+                self.run(ids)  # the steady-state cost, for planning calls
+                self.call_costs.seconds[(size, length)] = time.perf_counter() - started
 
     @property
     def ready(self) -> bool:
@@ -148,17 +155,14 @@ class Predictor:
     def predict_encoded(self, encoded: Sequence[Sequence[int]]) -> np.ndarray:
         """Return the model's raw outputs, one row per text (sigmoid: one column).
 
-        Under XLA a call costs in proportion to rows x length, so a mixed batch is split by
-        length bucket and each group padded only to its own bucket; without XLA the per-call
+        Under XLA a call costs about overhead + rows x length, so a mixed batch is split where
+        the measured costs say it pays (``service.planning``); without XLA the per-step
         overhead dominates and one call for the whole batch is cheaper.
         """
         if not self.xla or len(self.buckets) == 1:
             return self.run(self.pad(encoded))[: len(encoded)]
-        groups: dict[int, list[int]] = {}
-        for row, ids in enumerate(encoded):
-            groups.setdefault(bucket_for(max(len(ids), 1), self.buckets), []).append(row)
         outputs: np.ndarray | None = None
-        for rows in groups.values():
+        for rows in plan_calls([len(ids) for ids in encoded], self.call_costs):
             scores = self.run(self.pad([encoded[row] for row in rows]))[: len(rows)]
             if outputs is None:
                 outputs = np.empty((len(encoded), scores.shape[1]), dtype=np.float32)
