@@ -8,6 +8,7 @@ import os
 from flask import Flask
 
 from service.app import create_app
+from service.logs import flush_logging
 
 # gunicorn's master halts (instead of respawning forever) when a worker exits with this code.
 WORKER_BOOT_ERROR = 3
@@ -15,7 +16,7 @@ WORKER_BOOT_ERROR = 3
 
 def _stop_worker(error: Exception) -> None:
     logging.getLogger(__name__).critical("model failed to load, stopping: %s", error)
-    logging.shutdown()
+    flush_logging()
     os._exit(WORKER_BOOT_ERROR)
 
 
