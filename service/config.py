@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     xla: bool = True
     """Compile the model with XLA (2-6x faster on CPU; ~1 s per batch x length shape at start)."""
 
+    xla_cache_dir: Path | None = None
+    """Where compiled XLA programs are kept, so restarts skip compiling (default: a temp dir)."""
+
     warmup: bool = True
     """Run every bucket shape once before /readyz turns 200."""
 

@@ -26,6 +26,12 @@ _metrics_dir = Path(
 )
 # Set in the master, before any worker imports prometheus-client.
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_metrics_dir)
+# Compiled XLA programs persist here: a restarted worker loads them instead of compiling.
+_xla_cache = _settings.xla_cache_dir or Path(tempfile.gettempdir()) / "sentiment-xla-cache"
+if _settings.xla and "tf_xla_persistent_cache_directory" not in os.environ.get("TF_XLA_FLAGS", ""):
+    os.environ["TF_XLA_FLAGS"] = (
+        os.environ.get("TF_XLA_FLAGS", "") + f" --tf_xla_persistent_cache_directory={_xla_cache}"
+    ).strip()
 
 bind = f"{_settings.host}:{_settings.port}"
 workers = _settings.workers
