@@ -21,7 +21,7 @@ install: $(STAMP) ## create .venv and install the project with its extras
 serve: $(STAMP) ## serve the bundled default model on $SENTIMENT_PORT (default 8000)
 	$(BIN)/sentiment-serve
 
-test: lint pytest ## lint, type-check and run the test suite
+test: lint pytest deploy-check ## lint, type-check, run the test suite and the deployment checks
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

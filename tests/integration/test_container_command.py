@@ -99,13 +99,13 @@ def test_entrypoint_prepares_the_metrics_dir_and_passes_arguments(tmp_path: Path
 
     default = subprocess.run(
         [str(ENTRYPOINT), "--workers", "3"],
-        env=_environment(tmp_path, PATH=path),
+        env=_environment(tmp_path, PATH=path, SENTIMENT_PORT="9123"),
         capture_output=True,
         text=True,
         timeout=10,
         check=True,
     )
-    metrics = tmp_path / "sentiment-metrics"
+    metrics = tmp_path / "sentiment-metrics-9123"  # one per port, like gunicorn_conf's default
     assert default.stdout.splitlines() == [str(metrics), "--workers", "3"]
     assert metrics.is_dir()
 
@@ -135,6 +135,7 @@ def test_entrypoint_serves_the_bundle_and_stops_on_sigterm(
         SENTIMENT_PORT=str(port),
         SENTIMENT_WORKERS="1",
         SENTIMENT_THREADS="4",
+        SENTIMENT_MAX_BATCH_SIZE="4",  # few shapes to compile and warm up: a quick start
         PROMETHEUS_MULTIPROC_DIR=str(metrics),
     )
     log_path = tmp_path / "entrypoint.log"
@@ -144,7 +145,7 @@ def test_entrypoint_serves_the_bundle_and_stops_on_sigterm(
         )
     server = Server(process, f"http://127.0.0.1:{port}", log_path)
     try:
-        wait_ready(server, 25)
+        wait_ready(server, 60)
         reply = requests.post(
             f"{server.url}/predict", json={"texts": ["a wonderful film", "dull"]}, timeout=10
         )
