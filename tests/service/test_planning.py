@@ -17,7 +17,7 @@ def _table(overhead: float) -> CallCosts:
 
 
 def _total(groups: list[list[int]], lengths: list[int], costs: CallCosts) -> float:
-    return sum(costs.cost(len(g), max(max(lengths[i] for i in g), 1)) for g in groups)
+    return sum(costs.cost(len(g), max([1, *(lengths[i] for i in g)])) for g in groups)
 
 
 def test_large_overhead_means_one_call() -> None:
@@ -36,5 +36,5 @@ def test_plan_partitions_and_is_never_worse(lengths: list[int], overhead: float)
     costs = _table(overhead)
     groups = plan_calls(lengths, costs)
     assert sorted(i for g in groups for i in g) == list(range(len(lengths)))
-    single = costs.cost(len(lengths), max(max(lengths), 1))
+    single = costs.cost(len(lengths), max([1, *lengths]))
     assert _total(groups, lengths, costs) <= single + 1e-12
