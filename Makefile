@@ -21,7 +21,7 @@ install: $(STAMP) ## create .venv and install the project with its extras
 serve: $(STAMP) ## serve the bundled default model on $SENTIMENT_PORT (default 8000)
 	$(BIN)/sentiment-serve
 
-test: lint pytest deploy-check ## lint, type-check, run the test suite and the deployment checks
+test: lint pytest test-slow deploy-check ## lint, type-check, the test suite, short load/fault runs, deployment checks
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -45,3 +45,19 @@ deploy-check: ## offline checks of Dockerfile and k8s/ (own tools in .venv-deplo
 
 bench: $(STAMP) ## throughput: model limit vs service vs naive Flask (bench/results/latest.*)
 	$(BIN)/python -m bench.run --data $(IMDB)/val.jsonl.gz
+
+.PHONY: test-slow audit
+# Short by default (~2 min); e.g. `make test-slow RELIABILITY_SOAK_S=180` for a longer soak.
+RELIABILITY_SOAK_S ?= 30
+RELIABILITY_OVERLOAD_S ?= 5
+RELIABILITY_FAULT_LOAD_S ?= 3
+test-slow: $(STAMP) ## soak, overload, SIGKILL/SIGTERM under load (tests marked slow)
+	RELIABILITY_SOAK_S=$(RELIABILITY_SOAK_S) RELIABILITY_OVERLOAD_S=$(RELIABILITY_OVERLOAD_S) \
+	RELIABILITY_FAULT_LOAD_S=$(RELIABILITY_FAULT_LOAD_S) $(BIN)/pytest -m slow -rP tests/reliability
+
+# Needs PyPI's per-release JSON API (the advisory data): --strict fails on any package it could
+# not check, so an unreachable service is a failure, never a silent pass.
+audit: $(STAMP) ## pip-audit of every installed dependency (network: PyPI)
+	$(BIN)/pip-audit --strict --skip-editable --progress-spinner off --desc on || { \
+		echo "make audit: FAILED: known vulnerabilities, or packages that could not be checked (see above)" >&2; \
+		exit 1; }

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
+from service.auth import install_auth
 from service.config import Settings
 from service.errors import ServiceError
 from service.http import json_response
@@ -32,6 +33,7 @@ _SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
     "Referrer-Policy": "no-referrer",
 }
+_CONVERTER = re.compile(r"<[A-Za-z_]\w*:")
 _TFSERVING_PREFIX = f"{tfserving.blueprint.url_prefix}/"
 _HTTP_CODES = {
     400: "bad_request",
@@ -55,6 +57,8 @@ def create_app(
     settings = settings or Settings()
     configure_logging(settings.log_level)
     app = Flask(__name__)
+    # Never debug mode, whatever FLASK_DEBUG says: it exists for `flask run`, not for serving.
+    app.debug = False
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
     predictor = predictor or Predictor(
@@ -71,6 +75,7 @@ def create_app(
     for blueprint in (predict.blueprint, tfserving.blueprint, ops.blueprint):
         app.register_blueprint(blueprint)
     _install_hooks(app, runtime)
+    install_auth(app, settings.bearer_tokens)  # after the hooks: a 401 has a request id too
     _install_error_handlers(app)
     runtime.start(background=load_in_background, on_failure=on_load_failure)
     return app
@@ -89,7 +94,7 @@ def _install_hooks(app: Flask, runtime: Runtime) -> None:
         response.headers["X-Request-ID"] = g.get("request_id", "")
         for header, value in _SECURITY_HEADERS.items():
             response.headers.setdefault(header, value)
-        route = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        route = _route_label(request.url_rule.rule) if request.url_rule is not None else "unmatched"
         if request.blueprint != "ops":  # probes and scrapes are not traffic
             metrics = runtime.metrics
             metrics.requests.labels(route, request.method, str(response.status_code)).inc()
@@ -108,6 +113,11 @@ def _install_hooks(app: Flask, runtime: Runtime) -> None:
                 },
             )
         return response
+
+
+def _route_label(rule: str) -> str:
+    """Return the rule without converter names (``<segment:name>`` -> ``<name>``): stable labels."""
+    return _CONVERTER.sub("<", rule)
 
 
 def _install_error_handlers(app: Flask) -> None:

@@ -3,20 +3,29 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # models/default beside the packages: where the repository and the image keep the shipped bundle.
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "default"
+# What a bearer token may contain: visible ASCII, no spaces or control characters.
+_TOKEN = re.compile(r"[\x21-\x7e]+")
 
 
 class Settings(BaseSettings):
     """Every knob of the service; the README's configuration table mirrors this class."""
 
-    model_config = SettingsConfigDict(env_prefix="SENTIMENT_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="SENTIMENT_",
+        extra="ignore",
+        frozen=True,
+        # Errors name the setting and the rule, never the value: it may be a bearer token.
+        hide_input_in_errors=True,
+    )
 
     model_dir: Path = DEFAULT_MODEL_DIR
     """Model bundle directory (model.keras, tokenizer.json, metadata.json)."""
@@ -84,6 +93,14 @@ class Settings(BaseSettings):
     metrics_dir: Path | None = None
     """Prometheus multiprocess directory; set by the gunicorn config when running there."""
 
+    auth_tokens: SecretStr | None = None
+    """Comma-separated bearer tokens; when set, prediction routes need one (probes never do)."""
+
+    auth_tokens_file: Path | None = None
+    """File of bearer tokens, one per line (blank and ``#`` lines skipped); also turns auth on."""
+
+    _bearer_tokens: tuple[str, ...] = PrivateAttr(default=())
+
     @field_validator("model_dir")
     @classmethod
     def _absolute(cls, value: Path) -> Path:
@@ -94,6 +111,36 @@ class Settings(BaseSettings):
         if self.max_queue_texts < self.max_texts_per_request:
             raise ValueError("max_queue_texts must be >= max_texts_per_request")
         return self
+
+    @model_validator(mode="after")
+    def _load_tokens(self) -> Settings:
+        # Fail closed: auth asked for (either setting present) but no usable token is an error,
+        # never a silently open server (an empty Kubernetes secret, a wrong file path).
+        tokens: list[str] = []
+        if self.auth_tokens is not None:
+            tokens += [t.strip() for t in self.auth_tokens.get_secret_value().split(",")]
+        if self.auth_tokens_file is not None:
+            try:
+                lines = self.auth_tokens_file.read_text(encoding="utf-8").splitlines()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ValueError(f"cannot read SENTIMENT_AUTH_TOKENS_FILE: {exc}") from exc
+            tokens += [line.strip() for line in lines if not line.strip().startswith("#")]
+        tokens = [token for token in tokens if token]
+        if (self.auth_tokens is not None or self.auth_tokens_file is not None) and not tokens:
+            raise ValueError(
+                "authentication is on (SENTIMENT_AUTH_TOKENS or SENTIMENT_AUTH_TOKENS_FILE is "
+                "set) but no bearer token is configured"
+            )
+        if any(not _TOKEN.fullmatch(token) for token in tokens):
+            # An HTTP header could never carry such a token: it would lock everyone out.
+            raise ValueError("bearer tokens must be printable ASCII without spaces")
+        self._bearer_tokens = tuple(dict.fromkeys(tokens))
+        return self
+
+    @property
+    def bearer_tokens(self) -> tuple[str, ...]:
+        """Return the accepted bearer tokens; empty when authentication is off."""
+        return self._bearer_tokens
 
     def intra_op_threads(self) -> int:
         """Return the TensorFlow intra-op pool size for one worker."""
@@ -108,10 +155,22 @@ def available_cpus() -> int:
     TensorFlow sizes its pools from the host's cores and ignores the quota (tensorflow#17206).
     """
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    quota = _cgroup_cpu_quota()
+    return min(cpus, max(1, int(quota))) if quota else cpus
+
+
+def _cgroup_cpu_quota() -> float | None:
+    """Return the CPU quota in CPUs from cgroup v2 (cpu.max) or v1 (cfs_quota_us), if any."""
     try:
         quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
-        if quota != "max":
-            cpus = min(cpus, max(1, int(int(quota) / int(period))))
+        return None if quota == "max" else int(quota) / int(period)
     except (OSError, ValueError):
-        pass  # no cgroup v2 limit visible: use the affinity mask
-    return cpus
+        pass
+    for base in ("/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpu,cpuacct"):
+        try:
+            v1_quota = int(Path(base, "cpu.cfs_quota_us").read_text())
+            v1_period = int(Path(base, "cpu.cfs_period_us").read_text())
+        except (OSError, ValueError):
+            continue
+        return v1_quota / v1_period if v1_quota > 0 else None
+    return None

@@ -8,11 +8,13 @@ message instead of a crash loop, and prepares the Prometheus multiprocess direct
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import signal
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,13 @@ _metrics_dir = Path(
 )
 # Set in the master, before any worker imports prometheus-client.
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_metrics_dir)
+
+# Imported now (after the variable above, so in multiprocess mode), not inside child_exit:
+# that runs in the master's SIGCHLD handler, and when two workers exit together (SIGTERM) the
+# second handler interrupted the first one's import and crashed the master on a partially
+# initialized module ("cannot import name 'mark_worker_dead'"), exit status 1.
+from service.metrics import mark_worker_dead  # noqa: E402
+
 # Compiled XLA programs persist here: a restarted worker loads them instead of compiling.
 _xla_cache = _settings.xla_cache_dir or Path(tempfile.gettempdir()) / "sentiment-xla-cache"
 if _settings.xla and "tf_xla_persistent_cache_directory" not in os.environ.get("TF_XLA_FLAGS", ""):
@@ -83,6 +92,20 @@ def on_starting(server: Any) -> None:
         sys.exit(4)
 
 
+def pre_fork(server: Any, worker: Any) -> None:
+    """Mark a worker that replaces another while the rest serve (runs in the master)."""
+    # The first workers start with the server and accept at once, so the probes answer while
+    # they load. A later one replaces a worker that died (or was recycled) while others serve:
+    # it waits for its model before accepting (see post_worker_init). One worker alone never
+    # waits: then nothing would answer the liveness probe while it loads.
+    worker.sentiment_replacement = next(_forks) > server.num_workers > 1
+
+
+_forks = itertools.count(1)  # numbers the workers this master forks
+# Longest a replacement worker holds back before accepting anyway (readiness then says why).
+REPLACEMENT_WAIT_S = 600.0
+
+
 def post_worker_init(worker: Any) -> None:
     """Make SIGTERM turn readiness off at once, then let gunicorn drain as usual."""
     from service.state import EXTENSION
@@ -96,19 +119,39 @@ def post_worker_init(worker: Any) -> None:
             previous(signum, frame)
 
     signal.signal(signal.SIGTERM, on_sigterm)
+    if getattr(worker, "sentiment_replacement", False):
+        _wait_until_loaded(worker, runtime)
+
+
+def _wait_until_loaded(worker: Any, runtime: Any) -> None:
+    """Hold a replacement worker out of the accept loop until its model is loaded.
+
+    Otherwise it accepts its share of new connections while loading and answers them 503
+    (hundreds in the SIGKILL test) although the other workers could serve them. Heartbeats
+    keep the arbiter from taking the wait for a hang; SIGTERM (``alive`` False) ends it, and a
+    failed load ends the process from the loader thread.
+    """
+    deadline = time.monotonic() + REPLACEMENT_WAIT_S
+    while worker.alive and runtime.load_error is None and time.monotonic() < deadline:
+        worker.notify()
+        if runtime.wait_loaded(1.0):
+            return
 
 
 def worker_exit(server: Any, worker: Any) -> None:
     """Finish queued batches before the worker process ends."""
+    app = getattr(worker, "wsgi", None)
+    if app is None:
+        # The master calls this too, for a worker already gone, from its SIGCHLD handling:
+        # importing Flask there could be interrupted by the next SIGCHLD and crash the master
+        # mid-import (a clean "Worker failed to boot", exit 3, became a traceback and exit 1).
+        return
     from service.state import EXTENSION
 
-    app = getattr(worker, "wsgi", None)
-    if app is not None and EXTENSION in getattr(app, "extensions", {}):
+    if EXTENSION in getattr(app, "extensions", {}):
         app.extensions[EXTENSION].stop()
 
 
 def child_exit(server: Any, worker: Any) -> None:
     """Drop a dead worker's live gauges from the metrics."""
-    from service.metrics import mark_worker_dead
-
     mark_worker_dead(worker.pid)

@@ -61,7 +61,7 @@ def _schemas() -> dict[str, Any]:
 
 
 @cache
-def _document(max_texts: int, max_chars: int, max_bytes: int) -> dict[str, Any]:
+def _document(max_texts: int, max_chars: int, max_bytes: int, auth: bool) -> dict[str, Any]:
     schemas = _schemas()
     for name in ("PredictRequest", "TFServingPredictRequest"):
         for field in ("texts", "instances"):
@@ -72,8 +72,15 @@ def _document(max_texts: int, max_chars: int, max_bytes: int) -> dict[str, Any]:
                 target["items"]["maxLength"] = max_chars
     text = schemas["PredictRequest"]["properties"]["text"]
     next(s for s in text["anyOf"] if s.get("type") == "string")["maxLength"] = max_chars
+    # The model's "exactly one of text or texts" (a null one counts as absent), which pydantic
+    # cannot express in JSON Schema: without it `{}` and `{"text": "a", "texts": ["b"]}` are
+    # documented as valid and answered 422 (found by schemathesis).
+    schemas["PredictRequest"]["oneOf"] = [
+        {"required": [field], "properties": {field: {"type": kind}}}
+        for field, kind in (("text", "string"), ("texts", "array"))
+    ]
     probe = {"200": _json(HealthResponse, "OK"), "503": _json(HealthResponse, "Not ready.")}
-    return {
+    document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {
             "title": "Sentiment inference service",
@@ -132,10 +139,21 @@ def _document(max_texts: int, max_chars: int, max_bytes: int) -> dict[str, Any]:
         },
         "components": {"schemas": schemas},
     }
+    if auth:  # SENTIMENT_AUTH_TOKENS(_FILE): the prediction routes need a bearer token
+        document["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+        for path in ("/predict", "/v1/models/{name}:predict"):
+            operation = document["paths"][path]["post"]
+            operation["security"] = [{"bearer": []}]
+            shape = ErrorResponse if path == "/predict" else TFServingError
+            operation["responses"]["401"] = _json(shape, "Missing or invalid bearer token.")
+    return document
 
 
 def openapi_document(settings: Settings) -> dict[str, Any]:
     """Return the document for these settings' limits."""
     return _document(
-        settings.max_texts_per_request, settings.max_text_chars, settings.max_body_bytes
+        settings.max_texts_per_request,
+        settings.max_text_chars,
+        settings.max_body_bytes,
+        bool(settings.bearer_tokens),
     )

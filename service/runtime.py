@@ -70,6 +70,10 @@ class Runtime:
         else:
             load()
 
+    def wait_loaded(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the model to be loaded; return whether it is."""
+        return self._started.wait(timeout)
+
     @property
     def ready(self) -> bool:
         """Return whether this worker should receive traffic."""
@@ -81,6 +85,8 @@ class Runtime:
             self.draining = True
             if self._started.is_set():
                 self.metrics.ready.dec()
+            # The one trace of draining a client cannot see once gunicorn stops accepting.
+            log.info("draining: readiness off, finishing in-flight requests")
 
     def stop(self) -> None:
         """Finish queued batches and stop the batcher thread."""

@@ -8,6 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Response
+from flask.blueprints import BlueprintSetupState
+from werkzeug.routing import BaseConverter
 
 from service.errors import ServiceError
 from service.http import json_response, parse_body
@@ -15,6 +17,22 @@ from service.schemas import TFServingPredictRequest
 from service.state import limits, runtime
 
 blueprint = Blueprint("tfserving", __name__, url_prefix="/v1/models")
+
+
+class SegmentConverter(BaseConverter):
+    """A model name or version: one path segment without ``:``.
+
+    With the default converter ``GET /v1/models/m:predict`` matched the status route with the
+    name ``m:predict``, so the predict URL advertised ``Allow: GET`` (found by schemathesis).
+    """
+
+    regex = "[^/:]+"
+
+
+@blueprint.record_once
+def _register_converter(state: BlueprintSetupState) -> None:
+    # Runs at registration, before the rules below are added to the app's URL map.
+    state.app.url_map.converters.setdefault("segment", SegmentConverter)
 
 
 def _check_model(name: str, version: str | None = None) -> None:
@@ -26,8 +44,8 @@ def _check_model(name: str, version: str | None = None) -> None:
         )
 
 
-@blueprint.post("/<name>:predict")
-@blueprint.post("/<name>/versions/<version>:predict")
+@blueprint.post("/<segment:name>:predict")
+@blueprint.post("/<segment:name>/versions/<segment:version>:predict")
 def predict(name: str, version: str | None = None) -> Response:
     """Return the model's output vector for each instance."""
     service = runtime()
@@ -38,8 +56,8 @@ def predict(name: str, version: str | None = None) -> Response:
     return json_response({"predictions": result.outputs.tolist()})
 
 
-@blueprint.get("/<name>")
-@blueprint.get("/<name>/versions/<version>")
+@blueprint.get("/<segment:name>")
+@blueprint.get("/<segment:name>/versions/<segment:version>")
 def status(name: str, version: str | None = None) -> Response:
     """Report the model version's state, as TF Serving's GetModelStatus."""
     service = runtime()
@@ -60,8 +78,8 @@ def status(name: str, version: str | None = None) -> Response:
     return json_response({"model_version_status": [state]})
 
 
-@blueprint.get("/<name>/metadata")
-@blueprint.get("/<name>/versions/<version>/metadata")
+@blueprint.get("/<segment:name>/metadata")
+@blueprint.get("/<segment:name>/versions/<segment:version>/metadata")
 def metadata(name: str, version: str | None = None) -> Response:
     """Return the bundle metadata: labels, maxlen, version, metrics."""
     service = runtime()

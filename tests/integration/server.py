@@ -14,8 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from service.config import Settings
 
 SERVE = str(Path(sys.executable).parent / "sentiment-serve")
+DEFAULT_WORKERS = int(Settings.model_fields["workers"].default)
 
 
 def free_port() -> int:
@@ -42,7 +46,11 @@ class Server:
 def running_server(
     model_dir: Path, tmp_path: Path, *, ready_timeout: float = 120.0, **settings: str
 ) -> Iterator[Server]:
-    """Start `sentiment-serve`, wait for /readyz 200, and stop it (SIGTERM) afterwards."""
+    """Start `sentiment-serve`, wait until every worker is ready, stop it (SIGTERM) afterwards.
+
+    /readyz answers from whichever worker accepts, so 200 proves one worker warm; the workers
+    still loading would answer 503. The ready gauge summed over workers says when all are.
+    """
     port = free_port()
     env = {
         **os.environ,
@@ -59,6 +67,7 @@ def running_server(
     server = Server(process, f"http://127.0.0.1:{port}", log_path)
     try:
         wait_ready(server, ready_timeout)
+        wait_workers_ready(server, int(settings.get("workers", DEFAULT_WORKERS)), ready_timeout)
         yield server
     finally:
         if process.poll() is None:
@@ -83,3 +92,28 @@ def wait_ready(server: Server, timeout: float) -> None:
             pass
         time.sleep(0.25)
     raise AssertionError(f"server not ready after {timeout} s:\n{server.log()}")
+
+
+def metric_sum(server: Server, name: str) -> float:
+    """Return the sum of a metric's samples over all labels and workers."""
+    text = requests.get(f"{server.url}/metrics", timeout=5).text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name
+    )
+
+
+def wait_workers_ready(server: Server, count: int, timeout: float = 120.0) -> None:
+    """Wait until ``count`` workers are loaded and warm (/readyz answers for just one)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if metric_sum(server, "sentiment_worker_ready") == count:
+                return
+        except requests.RequestException:
+            pass
+        assert server.process.poll() is None, server.log()
+        assert time.monotonic() < deadline, f"not {count} workers ready within {timeout} s"
+        time.sleep(0.2)
