@@ -45,3 +45,26 @@ def tiny_bundle(tiny_data: tuple[Path, Path], tmp_path_factory: pytest.TempPathF
     )
     assert code == 0
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_hybrid_bundle(
+    tiny_data: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """A tiny bundle with every optional part: word2vec pre-training and the n-gram branch."""
+    from training.cli import train_main
+
+    directory = tmp_path_factory.mktemp("hybrid")
+    unlabelled = write_jsonl(directory / "unsup.jsonl", make_reviews(200, seed=3))
+    train, val = tiny_data
+    out = directory / "bundle"
+    code = train_main(
+        [
+            *("--train", str(train), "--val", str(val), "--out", str(out)),
+            *("--pretrain-unlabelled", str(unlabelled), "--pretrain-epochs", "2"),
+            *("--ngram-buckets", "128", "--ngram-dim", "4"),
+            *TINY_TRAIN_ARGS,
+        ]
+    )
+    assert code == 0
+    return out

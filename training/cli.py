@@ -132,6 +132,24 @@ def build_train_parser() -> argparse.ArgumentParser:
         "--recurrent-dropout", type=float, default=0.0, help="> 0 disables the cuDNN kernel on GPU"
     )
     model.add_argument("--l2", type=float, default=0.0, help="L2 weight decay")
+    model.add_argument(
+        "--ngram-buckets",
+        type=int,
+        default=0,
+        help="> 0 adds a fastText-style branch: mean embedding of the words and of their "
+        "bigrams hashed into this many buckets, beside the RNN (0 = RNN only)",
+    )
+    model.add_argument("--ngram-dim", type=int, default=16, help="width of that branch")
+
+    pre_train = parser.add_argument_group("pre-training (word2vec embeddings, needs gensim)")
+    pre_train.add_argument(
+        "--pretrain-unlabelled",
+        metavar="PATH",
+        help="unlabelled texts (CSV/TSV/JSONL/TXT, e.g. imdb/unsup.jsonl.gz): learn word2vec "
+        "vectors on them plus --train to initialize the embedding",
+    )
+    pre_train.add_argument("--pretrain-epochs", type=int, default=5, help="word2vec epochs")
+    pre_train.add_argument("--pretrain-window", type=int, default=5, help="word2vec window")
 
     fit = parser.add_argument_group("optimization")
     fit.add_argument("--optimizer", choices=("adam", "rmsprop", "sgd"), default="adam")
@@ -167,6 +185,7 @@ def train_main(argv: Sequence[str] | None = None) -> int:
 
 def _train(args: argparse.Namespace) -> None:
     from training.data import read_labelled, split_dataset
+    from training.pretrain import PretrainConfig
     from training.train import TrainConfig, train
 
     train_path = args.train
@@ -214,7 +233,17 @@ def _train(args: argparse.Namespace) -> None:
         "dropout": args.dropout,
         "recurrent_dropout": args.recurrent_dropout,
         "l2": args.l2,
+        "ngram_buckets": args.ngram_buckets,
+        "ngram_dim": args.ngram_dim,
     }
+    pretrain_texts = None
+    if args.pretrain_unlabelled:
+        from training.data import read_texts
+
+        pretrain_texts = read_texts(args.pretrain_unlabelled, text_column=args.text_column)
+    pretrain_config = PretrainConfig(
+        epochs=args.pretrain_epochs, window=args.pretrain_window, workers=os.cpu_count() or 1
+    )
     result = train(
         train_set,
         val_set,
@@ -225,6 +254,8 @@ def _train(args: argparse.Namespace) -> None:
         name=args.name,
         version=args.model_version,
         baseline=args.baseline,
+        pretrain_texts=pretrain_texts,
+        pretrain_config=pretrain_config,
     )
     metrics = result.metadata.metrics
     print(json.dumps({"bundle": str(result.bundle_dir), **metrics}, indent=2))

@@ -34,3 +34,64 @@ class MaskedGlobalMaxPooling1D(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
         return (input_shape[0], input_shape[2])
+
+
+@keras.saving.register_keras_serializable(package="sentiment")
+class HashedNgramBag(keras.layers.Layer):
+    """fastText-style bag of words and word bigrams: the mean of their embeddings.
+
+    Input: the same padded token ids the RNN reads. Each word id keeps its own row; each
+    bigram of two real tokens is hashed into one of ``buckets`` further rows. Padding (id 0)
+    and bigrams that touch it are left out of the mean, so, as for the masked RNN, the output
+    does not depend on how far a batch is padded. Word order beyond pairs is the RNN's job;
+    this branch gives the model the cheap, strong bigram evidence linear models live on.
+    """
+
+    # Odd multiplier for the bigram hash: spreads (left, right) pairs across the buckets.
+    _MULTIPLIER = 1_000_003
+
+    def __init__(
+        self,
+        vocabulary_size: int,
+        buckets: int,
+        output_dim: int,
+        embeddings_regularizer: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.vocabulary_size = vocabulary_size
+        self.buckets = buckets
+        self.output_dim = output_dim
+        self.embeddings_regularizer = keras.regularizers.get(embeddings_regularizer)
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        self.embeddings = self.add_weight(
+            name="embeddings",
+            shape=(self.vocabulary_size + self.buckets, self.output_dim),
+            initializer=keras.initializers.RandomUniform(-0.05, 0.05),
+            regularizer=self.embeddings_regularizer,
+        )
+
+    def call(self, token_ids: Any) -> Any:
+        ids = ops.cast(token_ids, "int32")
+        left, right = ids[:, :-1], ids[:, 1:]
+        pair = ops.cast(left, "int64") * self._MULTIPLIER + ops.cast(right, "int64")
+        bigrams = ops.cast(ops.mod(pair, self.buckets), "int32") + self.vocabulary_size
+        rows = ops.concatenate([ids, bigrams], axis=1)
+        keep = ops.concatenate([ids > 0, (left > 0) & (right > 0)], axis=1)
+        weights = ops.expand_dims(ops.cast(keep, self.compute_dtype), axis=-1)
+        vectors = ops.take(self.embeddings, rows, axis=0)
+        total = ops.sum(vectors * weights, axis=1)
+        return total / ops.maximum(ops.sum(weights, axis=1), 1.0)
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return (input_shape[0], self.output_dim)
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "vocabulary_size": self.vocabulary_size,
+            "buckets": self.buckets,
+            "output_dim": self.output_dim,
+            "embeddings_regularizer": keras.regularizers.serialize(self.embeddings_regularizer),
+        }

@@ -34,6 +34,8 @@ class ModelConfig:
     dropout: float = 0.3  # before the output layer
     recurrent_dropout: float = 0.0  # > 0 disables the cuDNN kernel on GPU
     l2: float = 0.0  # weight decay on embedding, recurrent and dense kernels
+    ngram_buckets: int = 0  # > 0 adds a bag-of-words-and-hashed-bigrams branch (HashedNgramBag)
+    ngram_dim: int = 16
 
     def __post_init__(self) -> None:
         if self.cell not in CELLS:
@@ -44,6 +46,8 @@ class ModelConfig:
             raise ConfigError(f"need at least 2 classes, got {self.num_classes}")
         if min(self.vocabulary_size, self.units, self.layers, self.embedding_dim) < 1:
             raise ConfigError("vocabulary_size, units, layers and embedding_dim must be >= 1")
+        if self.ngram_buckets < 0 or self.ngram_dim < 1:
+            raise ConfigError("ngram_buckets must be >= 0 and ngram_dim >= 1")
         for name in ("embedding_dropout", "dropout", "recurrent_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)}")
@@ -55,9 +59,15 @@ class ModelConfig:
         return asdict(self)
 
 
-def build_model(config: ModelConfig) -> keras.Model:
-    """Return the uncompiled functional model: int ids (batch, time) -> class probabilities."""
+def build_model(config: ModelConfig, embedding_weights: Any = None) -> keras.Model:
+    """Return the uncompiled functional model: int ids (batch, time) -> class probabilities.
+
+    ``embedding_weights`` (vocabulary_size, embedding_dim), e.g. pre-trained word vectors,
+    initializes the Embedding layer; it is fine-tuned with the rest.
+    """
     import keras
+
+    from training.layers import HashedNgramBag
 
     regularizer = keras.regularizers.L2(config.l2) if config.l2 > 0 else None
     token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
@@ -79,6 +89,15 @@ def build_model(config: ModelConfig) -> keras.Model:
             name=f"rnn_{depth + 1}",
         )(x)
     x = _pool(x, config.pooling)
+    if config.ngram_buckets:
+        bag = HashedNgramBag(
+            config.vocabulary_size,
+            config.ngram_buckets,
+            config.ngram_dim,
+            embeddings_regularizer=regularizer,
+            name="ngram_bag",
+        )(token_ids)
+        x = keras.layers.Concatenate(name="rnn_and_ngrams")([x, bag])
     if config.dropout > 0:
         x = keras.layers.Dropout(config.dropout, name="dropout")(x)
     binary = config.num_classes == 2
@@ -89,7 +108,21 @@ def build_model(config: ModelConfig) -> keras.Model:
         dtype="float32",  # keep probabilities in float32 even under mixed precision
         name="probabilities",
     )(x)
-    return keras.Model(token_ids, probabilities, name=f"sentiment_{config.cell}")
+    model = keras.Model(token_ids, probabilities, name=f"sentiment_{config.cell}")
+    if embedding_weights is not None:
+        _set_embedding(model, embedding_weights, config)
+    return model
+
+
+def _set_embedding(model: keras.Model, weights: Any, config: ModelConfig) -> None:
+    import numpy as np
+
+    matrix = np.asarray(weights, dtype="float32")
+    expected = (config.vocabulary_size, config.embedding_dim)
+    if matrix.shape != expected:
+        raise ConfigError(f"embedding weights have shape {matrix.shape}, expected {expected}")
+    # Set after building (not as an initializer), so the matrix never lands in the config.
+    model.get_layer("embedding").set_weights([matrix])
 
 
 def _recurrent_layer(

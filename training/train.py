@@ -20,6 +20,7 @@ from training.errors import ConfigError
 from training.evaluate import classification_report, label_ids, plot_history, write_report
 from training.model import ModelConfig, build_model
 from training.preprocessing import SequenceSpec, Side, TextPreprocessor
+from training.pretrain import PretrainConfig, pretrain_embeddings
 from training.tokenizer import DEFAULT_OOV_TOKEN, Tokenizer
 
 log = logging.getLogger(__name__)
@@ -96,8 +97,14 @@ def train(
     name: str = "sentiment",
     version: str | None = None,
     baseline: bool = False,
+    pretrain_texts: Sequence[str] | None = None,
+    pretrain_config: PretrainConfig | None = None,
 ) -> TrainResult:
-    """Train on ``train_set``, select on ``validation_set``, write the bundle to ``out_dir``."""
+    """Train on ``train_set``, select on ``validation_set``, write the bundle to ``out_dir``.
+
+    With ``pretrain_texts`` (unlabelled), the embedding starts from word2vec vectors learned on
+    them and the training texts (never the validation texts).
+    """
     import keras
 
     config = config or TrainConfig()
@@ -131,7 +138,19 @@ def train(
         num_classes=len(label_order),
         **dict(model_options or {}),
     )
-    model = build_model(model_config)
+    pretraining: dict[str, Any] = {}
+    embedding_weights = None
+    if pretrain_texts is not None:
+        pretrain_config = pretrain_config or PretrainConfig()
+        embedding_weights, stats = pretrain_embeddings(
+            [*pretrain_texts, *train_set.texts],
+            tokenizer,
+            model_config.embedding_dim,
+            config=pretrain_config,
+            seed=config.seed,
+        )
+        pretraining = {"word2vec": asdict(pretrain_config), **stats}
+    model = build_model(model_config, embedding_weights)
     binary = len(label_order) == 2
     model.compile(
         optimizer=_optimizer(config),
@@ -180,6 +199,8 @@ def train(
         "epochs_run": len(history.history.get("loss", [])),
         "train_seconds": round(train_seconds, 1),
     }
+    if pretraining:
+        metrics["pretraining"] = pretraining
     if baseline:
         from training.baseline import tfidf_baseline
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -17,15 +15,29 @@ from training.bundle import load_bundle
 TEXTS = [text for text, _ in make_reviews(40, seed=5)] + ["", "<br />", "unseen words only"]
 
 
-@pytest.fixture(scope="module", params=[False, True], ids=["tf", "xla"])
-def predictor(tiny_bundle: Path, request: pytest.FixtureRequest) -> Predictor:
-    loaded = Predictor(tiny_bundle, warmup_batch_sizes=(1, 4), xla=request.param, max_batch_size=8)
+# The plain RNN bundle, and one with every optional part (pre-trained embedding, n-gram branch).
+BUNDLES = ["tiny_bundle", "tiny_hybrid_bundle"]
+
+
+@pytest.fixture(
+    scope="module",
+    params=[(bundle, xla) for bundle in BUNDLES for xla in (False, True)],
+    ids=lambda param: f"{param[0]}-{'xla' if param[1] else 'tf'}",
+)
+def predictor(request: pytest.FixtureRequest) -> Predictor:
+    bundle_fixture, xla = request.param
+    bundle_dir = request.getfixturevalue(bundle_fixture)
+    loaded = Predictor(bundle_dir, warmup_batch_sizes=(1, 4), xla=xla, max_batch_size=8)
     loaded.load()
     return loaded
 
 
+@pytest.mark.parametrize("bundle_fixture", BUNDLES)
 @pytest.mark.parametrize("xla", [False, True])
-def test_service_scores_equal_training_scores(tiny_bundle: Path, xla: bool) -> None:
+def test_service_scores_equal_training_scores(
+    bundle_fixture: str, xla: bool, request: pytest.FixtureRequest
+) -> None:
+    tiny_bundle = request.getfixturevalue(bundle_fixture)
     # Training side: the bundle's own model and preprocessing, via the evaluation path.
     bundle = load_bundle(tiny_bundle)
     expected = predict_probabilities(bundle.model, bundle.preprocessor, TEXTS)
@@ -43,8 +55,8 @@ def test_service_scores_equal_training_scores(tiny_bundle: Path, xla: bool) -> N
     app.extensions["sentiment"].stop()
 
 
-def test_service_encoding_is_the_training_encoding(tiny_bundle: Path, predictor: Predictor) -> None:
-    bundle = load_bundle(tiny_bundle)
+def test_service_encoding_is_the_training_encoding(predictor: Predictor) -> None:
+    bundle = predictor.bundle
     assert predictor.encode(TEXTS) == bundle.preprocessor.encode(TEXTS)
     np.testing.assert_array_equal(
         bundle.preprocessor.pad(predictor.encode(TEXTS)), bundle.preprocessor.transform(TEXTS)

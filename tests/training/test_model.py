@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -43,6 +45,42 @@ def test_scores_do_not_depend_on_pad_length(cell: str, pooling: str) -> None:
     np.testing.assert_allclose(short, padded, atol=1e-6)
 
 
+@pytest.mark.parametrize("cell", CELLS)
+def test_ngram_branch_ignores_pad_length(cell: str) -> None:
+    model = build_model(_tiny(cell=cell, ngram_buckets=32, ngram_dim=3))
+    short = np.asarray(model(SHORT, training=False))
+    padded = np.asarray(model(PADDED, training=False))
+    np.testing.assert_allclose(short, padded, atol=1e-6)
+
+
+def test_ngram_bag_is_the_mean_of_word_and_bigram_rows() -> None:
+    from training.layers import HashedNgramBag
+
+    bag = HashedNgramBag(vocabulary_size=20, buckets=7, output_dim=2)
+    bag.build((None, None))
+    table = np.arange(27 * 2, dtype="float32").reshape(27, 2)
+    bag.set_weights([table])
+    ids = np.array([[5, 6, 7, 0, 0]], dtype=np.int32)
+    bigram_rows = [20 + (a * HashedNgramBag._MULTIPLIER + b) % 7 for a, b in ((5, 6), (6, 7))]
+    expected = table[[5, 6, 7, *bigram_rows]].mean(axis=0)
+    np.testing.assert_allclose(np.asarray(bag(ids))[0], expected, rtol=1e-6)
+
+
+def test_ngram_branch_survives_save_and_load(tmp_path: Path) -> None:
+    model = build_model(_tiny(ngram_buckets=32, ngram_dim=3))
+    model.save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras")
+    np.testing.assert_allclose(loaded(PADDED), model(PADDED), atol=1e-7)
+
+
+def test_embedding_weights_initialize_the_embedding() -> None:
+    matrix = np.random.default_rng(0).normal(size=(20, 4)).astype("float32")
+    model = build_model(_tiny(), embedding_weights=matrix)
+    np.testing.assert_array_equal(model.get_layer("embedding").get_weights()[0], matrix)
+    with pytest.raises(ConfigError, match="shape"):
+        build_model(_tiny(), embedding_weights=matrix[:, :3])
+
+
 def test_multiclass_uses_softmax() -> None:
     model = build_model(_tiny(num_classes=4))
     scores = np.asarray(model(PADDED, training=False))
@@ -65,6 +103,8 @@ def test_l2_adds_regularization_losses() -> None:
         {"units": 0},
         {"dropout": 1.0},
         {"l2": -1.0},
+        {"ngram_buckets": -1},
+        {"ngram_dim": 0},
     ],
 )
 def test_invalid_config_is_rejected(overrides: dict[str, object]) -> None:
