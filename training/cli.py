@@ -96,6 +96,15 @@ def build_train_parser() -> argparse.ArgumentParser:
         help="also fit TF-IDF bigrams + logistic regression and report its val accuracy",
     )
 
+    data.add_argument(
+        "--snippets",
+        type=float,
+        default=0.0,
+        metavar="FRACTION",
+        help="add this fraction of one-sentence snippets of the training texts (labelled as "
+        "their text) so the model also learns short inputs; 0.5 adds one per two texts",
+    )
+
     pre = parser.add_argument_group("preprocessing")
     pre.add_argument("--num-words", type=int, default=30_000, help="vocabulary size cap")
     pre.add_argument("--maxlen", type=int, default=400, help="max tokens per text")
@@ -219,6 +228,7 @@ def _train(args: argparse.Namespace) -> None:
         patience=args.patience,
         monitor=args.monitor,
         seed=args.seed,
+        snippets=args.snippets,
         tensorboard=args.tensorboard,
         verbose=2 if args.quiet else "auto",
     )

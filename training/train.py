@@ -13,6 +13,7 @@ from importlib import metadata as package_metadata
 from pathlib import Path
 from typing import Any, Literal
 
+from training.augment import with_snippets
 from training.batches import BucketedBatches, predict_probabilities
 from training.bundle import BundleMetadata, new_version, save_bundle
 from training.data import Dataset, fingerprint, summarize
@@ -50,6 +51,7 @@ class TrainConfig:
     reduce_lr_patience: int = 1
     reduce_lr_factor: float = 0.5
     seed: int = 1337
+    snippets: float = 0.0  # share of one-sentence snippets added to the training texts
     tensorboard: bool = False
     verbose: int | str = "auto"  # Keras fit verbosity: progress bars on a terminal
 
@@ -117,9 +119,13 @@ def train(
     label_order = order_labels(
         train_set.labels, list(label_names.values()) if label_names else None
     )
-    y_train = label_ids(train_set, label_order)
+    # What the model fits on; the tokenizer, pre-training and fingerprints see the data as read.
+    fit_set = with_snippets(train_set, config.snippets, seed=config.seed)
+    y_train = label_ids(fit_set, label_order)
     y_val = label_ids(validation_set, label_order)
     log.info("train: %s", summarize(train_set))
+    if len(fit_set) > len(train_set):
+        log.info("fitting on %d texts + %d snippets", len(train_set), len(fit_set) - len(train_set))
     log.info("validation: %s", summarize(validation_set))
 
     tokenizer = Tokenizer.fit(
@@ -162,7 +168,7 @@ def train(
     model.summary(print_fn=lambda line, *_, **__: summary_lines.append(line))
 
     train_batches = BucketedBatches(
-        preprocessor.encode(train_set.texts),
+        preprocessor.encode(fit_set.texts),
         y_train,
         preprocessor,
         batch_size=config.batch_size,
