@@ -51,7 +51,7 @@ def tiny_bundle(tiny_data: tuple[Path, Path], tmp_path_factory: pytest.TempPathF
 def tiny_hybrid_bundle(
     tiny_data: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
-    """A tiny bundle with every optional part: pre-training, n-gram branch, snippets."""
+    """A tiny bundle with every optional part: pre-training, n-grams, snippets, 2 members."""
     from training.cli import train_main
 
     directory = tmp_path_factory.mktemp("hybrid")
@@ -62,7 +62,7 @@ def tiny_hybrid_bundle(
         [
             *("--train", str(train), "--val", str(val), "--out", str(out)),
             *("--pretrain-unlabelled", str(unlabelled), "--pretrain-epochs", "2"),
-            *("--ngram-buckets", "128", "--ngram-dim", "4", "--snippets", "0.5"),
+            *("--ngram-buckets", "128", "--ngram-dim", "4", "--snippets", "0.5", "--ensemble", "2"),
             *TINY_TRAIN_ARGS,
         ]
     )

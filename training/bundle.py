@@ -192,12 +192,14 @@ def _load_keras_model(path: Path) -> Any:
 def _check_consistency(
     directory: Path, model: Any, tokenizer: Tokenizer, metadata: BundleMetadata
 ) -> None:
-    embedding = next((layer for layer in model.layers if hasattr(layer, "input_dim")), None)
-    if embedding is not None and tokenizer.vocabulary_size > embedding.input_dim:
-        raise BundleError(
-            f"model bundle {directory} is inconsistent: the tokenizer emits ids up to "
-            f"{tokenizer.vocabulary_size - 1} but the embedding has only {embedding.input_dim} rows"
-        )
+    # Every embedding, also inside the member models of an ensemble, must cover every id.
+    for embedding in _layers(model):
+        if hasattr(embedding, "input_dim") and tokenizer.vocabulary_size > embedding.input_dim:
+            raise BundleError(
+                f"model bundle {directory} is inconsistent: the tokenizer emits ids up to "
+                f"{tokenizer.vocabulary_size - 1} but the embedding has only "
+                f"{embedding.input_dim} rows"
+            )
     if tokenizer.vocabulary_size != metadata.vocabulary_size:
         raise BundleError(
             f"model bundle {directory} is inconsistent: metadata says vocabulary_size "
@@ -210,3 +212,13 @@ def _check_consistency(
             f"model bundle {directory} is inconsistent: {len(metadata.labels)} labels need "
             f"{expected} output unit(s), the model has {units}"
         )
+
+
+def _layers(model: Any) -> list[Any]:
+    """Return the layers of ``model``, those of nested models included."""
+    found = []
+    for layer in model.layers:
+        found.append(layer)
+        if hasattr(layer, "layers"):
+            found.extend(_layers(layer))
+    return found

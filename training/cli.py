@@ -177,6 +177,14 @@ def build_train_parser() -> argparse.ArgumentParser:
     )
     fit.add_argument("--seed", type=int, default=1337)
     fit.add_argument(
+        "--ensemble",
+        type=int,
+        default=1,
+        metavar="N",
+        help="train N models (seeds SEED..SEED+N-1) and bundle them as one model serving "
+        "their mean; N times the training and serving cost",
+    )
+    fit.add_argument(
         "--tensorboard", action="store_true", help="write TensorBoard logs to OUT/tensorboard"
     )
     fit.add_argument(
@@ -229,6 +237,7 @@ def _train(args: argparse.Namespace) -> None:
         monitor=args.monitor,
         seed=args.seed,
         snippets=args.snippets,
+        ensemble=args.ensemble,
         tensorboard=args.tensorboard,
         verbose=2 if args.quiet else "auto",
     )

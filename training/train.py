@@ -13,6 +13,8 @@ from importlib import metadata as package_metadata
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
+
 from training.augment import with_snippets
 from training.batches import BucketedBatches, predict_probabilities
 from training.bundle import BundleMetadata, new_version, save_bundle
@@ -52,6 +54,7 @@ class TrainConfig:
     reduce_lr_factor: float = 0.5
     seed: int = 1337
     snippets: float = 0.0  # share of one-sentence snippets added to the training texts
+    ensemble: int = 1  # models trained with seeds seed, seed+1, ...; served as their mean
     tensorboard: bool = False
     verbose: int | str = "auto"  # Keras fit verbosity: progress bars on a terminal
 
@@ -60,6 +63,8 @@ class TrainConfig:
             raise ConfigError(f"optimizer must be adam, rmsprop or sgd, got {self.optimizer!r}")
         if self.learning_rate <= 0 or self.batch_size < 1 or self.epochs < 1:
             raise ConfigError("learning_rate, batch_size and epochs must be positive")
+        if not 1 <= self.ensemble <= 8:
+            raise ConfigError(f"ensemble must be 1-8 models, got {self.ensemble}")
         if self.num_words < 2:
             raise ConfigError(f"num_words must be >= 2, got {self.num_words}")
         SequenceSpec(self.maxlen, self.padding, self.truncating)  # validates the three
@@ -156,25 +161,6 @@ def train(
             seed=config.seed,
         )
         pretraining = {"word2vec": asdict(pretrain_config), **stats}
-    model = build_model(model_config, embedding_weights)
-    binary = len(label_order) == 2
-    model.compile(
-        optimizer=_optimizer(config),
-        loss="binary_crossentropy" if binary else "sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
-    model.summary(print_fn=lambda line, *_, **__: log.info("%s", line))
-    summary_lines: list[str] = []
-    model.summary(print_fn=lambda line, *_, **__: summary_lines.append(line))
-
-    train_batches = BucketedBatches(
-        preprocessor.encode(fit_set.texts),
-        y_train,
-        preprocessor,
-        batch_size=config.batch_size,
-        shuffle=True,
-        seed=config.seed,
-    )
     val_batches = BucketedBatches(
         preprocessor.encode(validation_set.texts),
         y_val,
@@ -182,19 +168,35 @@ def train(
         batch_size=config.batch_size * 4,
         shuffle=False,
     )
-    checkpoint_dir = out_dir / ".checkpoint"
-    history = model.fit(
-        train_batches.to_tf_dataset(),
-        validation_data=val_batches.to_tf_dataset(),
-        epochs=config.epochs,
-        shuffle=False,  # BucketedBatches reshuffles every epoch itself
-        callbacks=_callbacks(config, out_dir, checkpoint_dir),
-        verbose=config.verbose,
-    )
-    best_weights = checkpoint_dir / "best.weights.h5"
-    if best_weights.exists():  # the best epoch may not be the last one
-        model.load_weights(best_weights)
-    shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    encoded_train = preprocessor.encode(fit_set.texts)
+    members: list[Any] = []
+    member_accuracy: list[float] = []
+    history: dict[str, list[float]] = {}
+    for index in range(config.ensemble):
+        seed = config.seed + index  # each member: its own initialization and batch order
+        keras.utils.set_random_seed(seed)
+        if config.ensemble > 1:
+            log.info("ensemble member %d/%d (seed %d)", index + 1, config.ensemble, seed)
+        member = build_model(model_config, embedding_weights)
+        if index == 0:
+            member.summary(print_fn=lambda line, *_, **__: log.info("%s", line))
+        train_batches = BucketedBatches(
+            encoded_train,
+            y_train,
+            preprocessor,
+            batch_size=config.batch_size,
+            shuffle=True,
+            seed=seed,
+        )
+        fitted = _fit(member, config, train_batches, val_batches, out_dir=out_dir, index=index)
+        history = history or fitted
+        member_probabilities = predict_probabilities(member, preprocessor, validation_set.texts)
+        member_accuracy.append(float(np.mean(member_probabilities.argmax(axis=1) == y_val)))
+        log.info("model %d: validation accuracy %.4f", index + 1, member_accuracy[-1])
+        members.append(member)
+    model = members[0] if len(members) == 1 else average_members(members, model_config)
+    summary_lines: list[str] = []
+    model.summary(print_fn=lambda line, *_, **__: summary_lines.append(line))
     train_seconds = time.perf_counter() - started
 
     probabilities = predict_probabilities(model, preprocessor, validation_set.texts)
@@ -202,11 +204,13 @@ def train(
     report["data"] = validation_set.source
     metrics: dict[str, Any] = {
         "validation": {k: report[k] for k in ("accuracy", "macro_f1", "roc_auc", "count")},
-        "epochs_run": len(history.history.get("loss", [])),
+        "epochs_run": len(history.get("loss", [])),
         "train_seconds": round(train_seconds, 1),
     }
     if pretraining:
         metrics["pretraining"] = pretraining
+    if len(members) > 1:
+        metrics["ensemble_members_val_accuracy"] = [round(a, 4) for a in member_accuracy]
     if baseline:
         from training.baseline import tfidf_baseline
 
@@ -229,6 +233,7 @@ def train(
             "vocabulary_size": tokenizer.vocabulary_size,
             "architecture": {
                 "config": model_config.to_dict(),
+                "ensemble": len(members),
                 "parameters": int(model.count_params()),
                 "summary": summary_lines,
             },
@@ -245,7 +250,58 @@ def train(
     write_report(report, out_dir)
     if (out_dir / HISTORY_FILE).exists():
         plot_history(out_dir / HISTORY_FILE, out_dir / CURVES_FILE)
-    return TrainResult(out_dir, metadata, report, dict(history.history))
+    return TrainResult(out_dir, metadata, report, history)
+
+
+def _fit(
+    model: Any,
+    config: TrainConfig,
+    train_batches: BucketedBatches,
+    val_batches: BucketedBatches,
+    *,
+    out_dir: Path,
+    index: int,
+) -> dict[str, list[float]]:
+    """Compile and fit one model, keep its best epoch's weights; return its history."""
+    binary = int(model.output_shape[-1]) == 1
+    model.compile(
+        optimizer=_optimizer(config),
+        loss="binary_crossentropy" if binary else "sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    checkpoint_dir = out_dir / ".checkpoint"
+    # The first (or only) model's epochs are history.csv; further ensemble members get their own.
+    history_file = HISTORY_FILE if index == 0 else f"history_member{index + 1}.csv"
+    history = model.fit(
+        train_batches.to_tf_dataset(),
+        validation_data=val_batches.to_tf_dataset(),
+        epochs=config.epochs,
+        shuffle=False,  # BucketedBatches reshuffles every epoch itself
+        callbacks=_callbacks(config, out_dir / history_file, checkpoint_dir),
+        verbose=config.verbose,
+    )
+    best_weights = checkpoint_dir / "best.weights.h5"
+    if best_weights.exists():  # the best epoch may not be the last one
+        model.load_weights(best_weights)
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    return dict(history.history)
+
+
+def average_members(members: Sequence[Any], config: ModelConfig) -> Any:
+    """Return one model whose output is the mean of the members' probabilities.
+
+    Still one servable model on the same token ids, so serving needs nothing new; it costs
+    the members' sum per call.
+    """
+    import keras
+
+    token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+    outputs = [
+        keras.Model(member.input, member.output, name=f"member_{i + 1}")(token_ids)
+        for i, member in enumerate(members)
+    ]
+    mean = keras.layers.Average(name="mean_probabilities")(outputs)
+    return keras.Model(token_ids, mean, name=f"sentiment_{config.cell}_x{len(members)}")
 
 
 def _optimizer(config: TrainConfig) -> Any:
@@ -261,7 +317,7 @@ def _optimizer(config: TrainConfig) -> Any:
     return keras.optimizers.SGD(momentum=config.momentum, nesterov=True, **common)
 
 
-def _callbacks(config: TrainConfig, out_dir: Path, checkpoint_dir: Path) -> list[Any]:
+def _callbacks(config: TrainConfig, history_path: Path, checkpoint_dir: Path) -> list[Any]:
     import keras
 
     mode = "max" if "acc" in config.monitor else "min"
@@ -288,10 +344,10 @@ def _callbacks(config: TrainConfig, out_dir: Path, checkpoint_dir: Path) -> list
             patience=config.reduce_lr_patience,
             verbose=1,
         ),
-        keras.callbacks.CSVLogger(out_dir / HISTORY_FILE),
+        keras.callbacks.CSVLogger(history_path),
     ]
     if config.tensorboard:
-        callbacks.append(keras.callbacks.TensorBoard(log_dir=out_dir / "tensorboard"))
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=history_path.parent / "tensorboard"))
     return callbacks
 
 
