@@ -62,6 +62,10 @@ def test_help_lists_every_group() -> None:
         "--truncating",
         "--patience",
         "--baseline",
+        "--pretrain-unlabelled",
+        "--ngram-buckets",
+        "--snippets",
+        "--ensemble",
     ):
         assert option in text
 
