@@ -34,7 +34,8 @@ pytest: $(STAMP)
 train: $(STAMP) ## reproduce models/default from the IMDB files in $(IMDB)
 	$(BIN)/sentiment-train --train $(IMDB)/train.jsonl.gz --val $(IMDB)/val.jsonl.gz \
 		--out models/default --name sentiment --label-names 0=negative,1=positive \
-		--num-words 20000 --maxlen 400 --embedding-dim 64 --units 64 --epochs 8 --baseline
+		--num-words 20000 --maxlen 400 --embedding-dim 64 --units 64 --epochs 8 \
+		--ngram-buckets 131072 --ngram-dim 16 --pretrain-unlabelled $(IMDB)/unsup.jsonl.gz --baseline
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

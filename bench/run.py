@@ -28,7 +28,7 @@ from pathlib import Path
 import requests
 
 from bench.payloads import build_payloads
-from bench.report import write_results
+from bench.report import best_limit, write_results
 
 HERE = Path(__file__).resolve().parent
 LUA = HERE / "bodies.lua"
@@ -216,8 +216,7 @@ def main() -> None:
             f"{limits[name]['batch']}, single text {limits[name]['single_ms_p50']:.1f} ms",
             flush=True,
         )
-    # The limit is the faster runtime: the service must be judged against the best call.
-    limit = max(limits.values(), key=lambda found: found["batch_texts_per_s"])
+    limit = best_limit(limits)
 
     full_plan = [("imdb", c) for c in CONCURRENCY] + [("short", 32), ("multi32", 8)]
     points: list[Point] = []
