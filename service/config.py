@@ -159,17 +159,17 @@ def available_cpus() -> int:
     return min(cpus, max(1, int(quota))) if quota else cpus
 
 
-def _cgroup_cpu_quota() -> float | None:
+def _cgroup_cpu_quota(root: Path = Path("/sys/fs/cgroup")) -> float | None:
     """Return the CPU quota in CPUs from cgroup v2 (cpu.max) or v1 (cfs_quota_us), if any."""
     try:
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        quota, period = (root / "cpu.max").read_text().split()[:2]
         return None if quota == "max" else int(quota) / int(period)
     except (OSError, ValueError):
         pass
-    for base in ("/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpu,cpuacct"):
+    for base in (root / "cpu", root / "cpu,cpuacct"):
         try:
-            v1_quota = int(Path(base, "cpu.cfs_quota_us").read_text())
-            v1_period = int(Path(base, "cpu.cfs_period_us").read_text())
+            v1_quota = int((base / "cpu.cfs_quota_us").read_text())
+            v1_period = int((base / "cpu.cfs_period_us").read_text())
         except (OSError, ValueError):
             continue
         return v1_quota / v1_period if v1_quota > 0 else None
