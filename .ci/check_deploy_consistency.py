@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 from docker.utils.build import exclude_paths
+from dockerfile_stages import dockerfile_instructions, final_stage  # beside this script
 
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLE_FILES = ("model.keras", "tokenizer.json", "metadata.json")
@@ -39,31 +40,6 @@ errors: list[str] = []
 def fail(message: str) -> None:
     """Record one failed check."""
     errors.append(message)
-
-
-def dockerfile_instructions(path: Path) -> list[tuple[str, str]]:
-    """Return (INSTRUCTION, arguments) pairs, continuation lines joined, comments dropped."""
-    instructions: list[tuple[str, str]] = []
-    pending = ""
-    for raw in path.read_text(encoding="utf-8").splitlines():
-        line = raw.strip()
-        if not pending and (not line or line.startswith("#")):
-            continue
-        if line.startswith("#"):
-            continue  # a comment inside a continued instruction
-        if line.endswith("\\"):
-            pending += line[:-1] + " "
-            continue
-        keyword, _, rest = (pending + line).partition(" ")
-        instructions.append((keyword.upper(), rest.strip()))
-        pending = ""
-    return instructions
-
-
-def final_stage(instructions: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """Return the instructions of the last stage (the image `docker build` produces)."""
-    starts = [index for index, (keyword, _) in enumerate(instructions) if keyword == "FROM"]
-    return instructions[starts[-1] :]
 
 
 def check_build_context(instructions: list[tuple[str, str]]) -> None:

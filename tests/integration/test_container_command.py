@@ -6,6 +6,7 @@ from the checkout, the way the image runs it (settings from the environment only
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shlex
@@ -13,6 +14,7 @@ import signal
 import stat
 import subprocess
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import requests
@@ -27,28 +29,23 @@ ENTRYPOINT = ROOT / "docker" / "entrypoint.sh"
 SERVE_COMMAND = Path(SERVE).name  # what tests/integration/server.py starts
 
 
-def _instructions(path: Path) -> list[tuple[str, str]]:
-    """Return (INSTRUCTION, arguments) pairs: continuation lines joined, comments dropped."""
-    instructions: list[tuple[str, str]] = []
-    pending = ""
-    for raw in path.read_text(encoding="utf-8").splitlines():
-        line = raw.strip()
-        if line.startswith("#") or (not line and not pending):
-            continue
-        if line.endswith("\\"):
-            pending += line[:-1] + " "
-            continue
-        keyword, _, arguments = (pending + line).partition(" ")
-        instructions.append((keyword.upper(), arguments.strip()))
-        pending = ""
-    return instructions
+def _load_dockerfile_stages() -> ModuleType:
+    """Load .ci/dockerfile_stages.py: the Dockerfile reader the deploy checks use too."""
+    path = ROOT / ".ci" / "dockerfile_stages.py"
+    spec = importlib.util.spec_from_file_location("dockerfile_stages", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+DOCKERFILE_STAGES = _load_dockerfile_stages()
 
 
 def _runtime_stage() -> list[tuple[str, str]]:
     """Return the instructions of the Dockerfile's last stage: the image that runs."""
-    instructions = _instructions(DOCKERFILE)
-    last_from = max(i for i, (keyword, _) in enumerate(instructions) if keyword == "FROM")
-    return instructions[last_from:]
+    return DOCKERFILE_STAGES.final_stage(DOCKERFILE_STAGES.dockerfile_instructions(DOCKERFILE))
 
 
 def _script_command(path: Path) -> list[str]:
