@@ -189,7 +189,8 @@ def train(
             seed=seed,
         )
         fitted = _fit(member, config, train_batches, val_batches, out_dir=out_dir, index=index)
-        history = history or fitted
+        if index == 0:  # the first model's epochs are the bundle's history
+            history = fitted
         member_probabilities = predict_probabilities(member, preprocessor, validation_set.texts)
         member_accuracy.append(float(np.mean(member_probabilities.argmax(axis=1) == y_val)))
         log.info("model %d: validation accuracy %.4f", index + 1, member_accuracy[-1])
@@ -199,7 +200,11 @@ def train(
     model.summary(print_fn=lambda line, *_, **__: summary_lines.append(line))
     train_seconds = time.perf_counter() - started
 
-    probabilities = predict_probabilities(model, preprocessor, validation_set.texts)
+    probabilities = (
+        member_probabilities  # the one model, already scored on the validation set
+        if len(members) == 1
+        else predict_probabilities(model, preprocessor, validation_set.texts)
+    )
     report = classification_report(label_order, y_val, probabilities)
     report["data"] = validation_set.source
     metrics: dict[str, Any] = {
