@@ -34,6 +34,11 @@ _SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
 }
 _CONVERTER = re.compile(r"<[A-Za-z_]\w*:")
+# Metric labels come from fixed sets only: gunicorn passes any token as a method, and every new
+# label value would be a new series in the multiprocess files until restart.
+METRIC_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
+OTHER_METHOD = "other"
+UNMATCHED_ROUTE = "unmatched"
 _TFSERVING_PREFIX = f"{tfserving.blueprint.url_prefix}/"
 _HTTP_CODES = {
     400: "bad_request",
@@ -94,10 +99,12 @@ def _install_hooks(app: Flask, runtime: Runtime) -> None:
         response.headers["X-Request-ID"] = g.get("request_id", "")
         for header, value in _SECURITY_HEADERS.items():
             response.headers.setdefault(header, value)
-        route = _route_label(request.url_rule.rule) if request.url_rule is not None else "unmatched"
+        rule = request.url_rule
+        route = route_label(rule.rule) if rule is not None else UNMATCHED_ROUTE
         if request.blueprint != "ops":  # probes and scrapes are not traffic
             metrics = runtime.metrics
-            metrics.requests.labels(route, request.method, str(response.status_code)).inc()
+            method = request.method if request.method in METRIC_METHODS else OTHER_METHOD
+            metrics.requests.labels(route, method, str(response.status_code)).inc()
             metrics.request_duration.labels(route).observe(elapsed)
             log.info(
                 "request",
@@ -115,7 +122,7 @@ def _install_hooks(app: Flask, runtime: Runtime) -> None:
         return response
 
 
-def _route_label(rule: str) -> str:
+def route_label(rule: str) -> str:
     """Return the rule without converter names (``<segment:name>`` -> ``<name>``): stable labels."""
     return _CONVERTER.sub("<", rule)
 

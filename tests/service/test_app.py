@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import random
 import re
+import string
 import threading
 import time
 from collections.abc import Callable
@@ -16,7 +18,7 @@ from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 from werkzeug.test import TestResponse
 
-from service.app import create_app
+from service.app import METRIC_METHODS, OTHER_METHOD, UNMATCHED_ROUTE, create_app, route_label
 from service.config import Settings
 from service.errors import ServiceError
 from service.runtime import Runtime
@@ -772,6 +774,43 @@ def test_metrics_count_errors_and_unmatched_routes(client: FlaskClient) -> None:
     assert value(samples, requests, route="unmatched", status="404") == 1
     assert value(samples, requests, route="unmatched", method="GET", status="405") == 1
     assert value(samples, requests, route="/predict", status="400") == 1
+
+
+def series_count(samples: Samples) -> int:
+    """Return how many distinct series /metrics exposes."""
+    return sum(len(rows) for rows in samples.values())
+
+
+@pytest.mark.parametrize("auth", [False, True], ids=["open", "auth"])
+def test_junk_requests_add_a_bounded_number_of_series(make_app: AppFactory, auth: bool) -> None:
+    """Methods, paths and model names are the client's: none may become a label value."""
+    app = make_app(**({"auth_tokens": "sekret"} if auth else {}))
+    client = app.test_client()
+    rng = random.Random(12)
+    client.post("/predict", json={"text": "good"})  # one of each kind of series exists
+    before = series_count(scrape(client))
+    alphabet = string.ascii_letters + string.digits + "-_.~!$&'*+^`|"
+    for _ in range(1000):
+        method = "".join(rng.choices(string.ascii_uppercase + "-_!~", k=rng.randint(1, 12)))
+        name = "".join(rng.choices(alphabet, k=rng.randint(1, 20)))
+        path = rng.choice(
+            [
+                f"/{name}",
+                f"/v1/models/{name}:predict",
+                f"/v1/models/{name}/versions/{rng.randint(0, 10**9)}",
+                f"/predict/{name}",
+                "/predict",
+            ]
+        )
+        client.open(path, method=rng.choice([method, "POST", "GET"]), json={"text": name})
+    samples = scrape(client)
+    # A constant: one series per (documented route, method, status) the junk can reach.
+    assert series_count(samples) - before <= 60
+    requests = samples["sentiment_requests_total"]
+    assert {labels["method"] for labels, _ in requests} <= METRIC_METHODS | {OTHER_METHOD}
+    known_routes = {route_label(rule.rule) for rule in app.url_map.iter_rules()}
+    assert {labels["route"] for labels, _ in requests} <= known_routes | {UNMATCHED_ROUTE}
+    assert value(samples, "sentiment_requests_total", method=OTHER_METHOD) > 0
 
 
 def test_metrics_after_shutdown(app: Flask, client: FlaskClient) -> None:
