@@ -9,12 +9,22 @@ A bundle is a directory::
 ``load_bundle`` refuses a bundle that is incomplete, corrupted (checksum mismatch),
 inconsistent (tokenizer ids beyond the embedding, labels vs output units) or of a format
 version this code does not read, with a message that says which.
+
+Checksums: ``metadata.json`` holds a sha256 for every other file the loader reads
+(``CHECKSUMMED_FILES``); a bundle whose list is missing, lacks one of them, or names anything
+but a regular file directly inside the bundle directory (``../x``, ``/dev/zero``, a symlink
+leading out of the bundle) is refused before any of those files is read. ``metadata.json``
+cannot hold its own checksum, so it is covered by nothing but its validation: the checksums
+detect truncated or swapped model and tokenizer files, not a rewritten bundle (that needs a
+signature kept outside the bundle).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import stat
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +40,9 @@ FORMAT_VERSION = 1
 MODEL_FILE = "model.keras"
 TOKENIZER_FILE = "tokenizer.json"
 METADATA_FILE = "metadata.json"
+# Every file load_bundle reads besides metadata.json: each must have a checksum in it.
+CHECKSUMMED_FILES = (MODEL_FILE, TOKENIZER_FILE)
+_SHA256_HEX = frozenset("0123456789abcdef")
 
 
 class BundleMetadata(BaseModel):
@@ -98,7 +111,7 @@ def save_bundle(
     directory.mkdir(parents=True, exist_ok=True)
     _serving_copy(model).save(directory / MODEL_FILE)
     tokenizer.save(directory / TOKENIZER_FILE)
-    checksums = {name: file_sha256(directory / name) for name in (MODEL_FILE, TOKENIZER_FILE)}
+    checksums = {name: file_sha256(directory / name) for name in CHECKSUMMED_FILES}
     try:
         validated = BundleMetadata.model_validate(
             {**metadata, "format_version": FORMAT_VERSION, "checksums": checksums}
@@ -151,21 +164,70 @@ def read_metadata(directory: str | Path) -> BundleMetadata:
 def check_bundle_files(directory: str | Path, *, verify_checksums: bool = True) -> Tokenizer:
     """Validate metadata, checksums and tokenizer without TensorFlow; return the tokenizer.
 
-    Cheap enough for a server's master process to run before it forks workers.
+    Cheap enough for a server's master process to run before it forks workers. The checksum
+    list is always checked for coverage and for names that leave the bundle;
+    ``verify_checksums=False`` (tests of the checks behind it) skips only the digests.
     """
     directory = Path(directory)
     metadata = read_metadata(directory)
-    if verify_checksums:
-        for name, expected in metadata.checksums.items():
-            if file_sha256(directory / name) != expected:
-                raise BundleError(
-                    f"model bundle {directory}: {name} does not match its checksum "
-                    "(truncated or modified after training)"
-                )
+    check_checksums(directory, metadata.checksums, verify=verify_checksums)
     try:
         return Tokenizer.load(directory / TOKENIZER_FILE)
     except TrainingError as exc:
         raise BundleError(f"model bundle {directory}: {exc}") from exc
+
+
+def check_checksums(directory: Path, checksums: Mapping[str, str], *, verify: bool = True) -> None:
+    """Refuse a checksum list that leaves a loaded file uncovered or names a path outside the
+    bundle; then, if ``verify``, compare every listed file with its digest."""
+    where = f"model bundle {directory}"
+    if not checksums:
+        raise BundleError(
+            f"{where}: {METADATA_FILE} lists no checksums, so {', '.join(CHECKSUMMED_FILES)} "
+            "cannot be verified; refusing to load it (re-save the bundle with sentiment-train)"
+        )
+    uncovered = [name for name in CHECKSUMMED_FILES if name not in checksums]
+    if uncovered:
+        raise BundleError(
+            f"{where}: {METADATA_FILE} has no checksum for {', '.join(uncovered)}, which the "
+            "loader reads; refusing to load it"
+        )
+    root = directory.resolve()
+    files = {name: _bundle_file(root, name, where) for name in checksums}
+    for name, expected in checksums.items():
+        if len(expected) != 64 or not set(expected) <= _SHA256_HEX:
+            raise BundleError(
+                f"{where}: the checksum of {name} in {METADATA_FILE} is not a sha256 hex digest"
+            )
+    if not verify:
+        return
+    for name, path in files.items():
+        if file_sha256(path) != checksums[name]:
+            raise BundleError(
+                f"{where}: {name} does not match its checksum "
+                "(truncated or modified after training)"
+            )
+
+
+def _bundle_file(root: Path, name: str, where: str) -> Path:
+    """Return the regular file ``name`` directly inside ``root`` (resolved), or refuse it."""
+    if name in {"", ".", ".."} or any(char in name for char in "/\\\0"):
+        raise BundleError(
+            f"{where}: {METADATA_FILE} lists a checksum for {name!r}, which is not a plain file "
+            "name inside the bundle directory (paths, '..' and absolute names are refused)"
+        )
+    try:
+        resolved = (root / name).resolve(strict=True)
+        mode = resolved.stat().st_mode
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop
+        raise BundleError(f"{where}: cannot read {name}: {exc}") from exc
+    if resolved.parent != root:
+        raise BundleError(
+            f"{where}: {name} is a link to {resolved}, outside the bundle directory; refusing it"
+        )
+    if not stat.S_ISREG(mode):
+        raise BundleError(f"{where}: {name} is not a regular file; refusing it")
+    return resolved
 
 
 def load_bundle(directory: str | Path, *, verify_checksums: bool = True) -> Bundle:
@@ -184,7 +246,9 @@ def _load_keras_model(path: Path) -> Any:
     import training.layers  # noqa: F401  # registers the custom layers for deserialization
 
     try:
-        return keras.saving.load_model(path, compile=False)
+        # safe_mode (the default, explicit here) refuses Lambda layers and other arbitrary
+        # code in the archive; pyproject.toml requires a Keras with its known bypasses fixed.
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as exc:  # Keras raises many types for a corrupt archive; report them all
         raise BundleError(f"cannot load Keras model {path}: {exc}") from exc
 

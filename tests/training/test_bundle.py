@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -10,9 +11,12 @@ import numpy as np
 import pytest
 
 from training.bundle import (
+    CHECKSUMMED_FILES,
     METADATA_FILE,
     MODEL_FILE,
     TOKENIZER_FILE,
+    check_bundle_files,
+    file_sha256,
     load_bundle,
     read_metadata,
 )
@@ -116,3 +120,116 @@ def test_tokenizer_larger_than_embedding_is_refused(tiny_bundle: Path, tmp_path:
     _edit_metadata(bundle, vocabulary_size=big.vocabulary_size)
     with pytest.raises(BundleError, match="embedding has only"):
         load_bundle(bundle, verify_checksums=False)
+
+
+def _set_checksums(bundle: Path, checksums: dict[str, str]) -> None:
+    _edit_metadata(bundle, checksums=checksums)
+
+
+def _checksums(bundle: Path) -> dict[str, str]:
+    checksums: dict[str, str] = json.loads((bundle / METADATA_FILE).read_text())["checksums"]
+    return checksums
+
+
+@pytest.mark.parametrize("verify", [True, False])
+def test_bundle_without_checksums_is_refused(
+    tiny_bundle: Path, tmp_path: Path, verify: bool
+) -> None:
+    bundle = _copy(tiny_bundle, tmp_path)
+    _set_checksums(bundle, {})
+    with pytest.raises(BundleError, match="lists no checksums"):
+        check_bundle_files(bundle, verify_checksums=verify)
+
+
+@pytest.mark.parametrize("uncovered", CHECKSUMMED_FILES)
+def test_checksums_must_cover_every_loaded_file(
+    tiny_bundle: Path, tmp_path: Path, uncovered: str
+) -> None:
+    bundle = _copy(tiny_bundle, tmp_path)
+    checksums = _checksums(bundle)
+    del checksums[uncovered]
+    _set_checksums(bundle, checksums)
+    with pytest.raises(BundleError, match=f"no checksum for {uncovered}"):
+        load_bundle(bundle)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["../x", "/dev/zero", "sub/../../etc/passwd", "/etc/passwd", "..", ".", "", "a\\b"],
+)
+def test_checksum_entry_outside_the_bundle_is_refused(
+    tiny_bundle: Path, tmp_path: Path, name: str
+) -> None:
+    bundle = _copy(tiny_bundle, tmp_path)
+    (tmp_path / "x").write_bytes(b"outside")
+    # A valid digest of something, so only the name can be what is refused.
+    _set_checksums(bundle, {**_checksums(bundle), name: file_sha256(tmp_path / "x")})
+    with pytest.raises(BundleError, match="not a plain file name inside the bundle"):
+        check_bundle_files(bundle, verify_checksums=False)
+
+
+def test_symlink_out_of_the_bundle_is_refused(tiny_bundle: Path, tmp_path: Path) -> None:
+    bundle = _copy(tiny_bundle, tmp_path)
+    outside = tmp_path / "elsewhere.keras"
+    (bundle / MODEL_FILE).rename(outside)
+    (bundle / MODEL_FILE).symlink_to(outside)
+    # Even with the right digest: the loader must read only what the bundle holds.
+    assert file_sha256(bundle / MODEL_FILE) == _checksums(bundle)[MODEL_FILE]
+    with pytest.raises(BundleError, match="outside the bundle directory"):
+        load_bundle(bundle)
+
+
+def test_symlink_inside_the_bundle_is_accepted(tiny_bundle: Path, tmp_path: Path) -> None:
+    bundle = _copy(tiny_bundle, tmp_path)
+    (bundle / MODEL_FILE).rename(bundle / "model-v7.keras")
+    (bundle / MODEL_FILE).symlink_to("model-v7.keras")
+    check_bundle_files(bundle)
+
+
+def test_bundle_reached_through_a_symlink_loads(tiny_bundle: Path, tmp_path: Path) -> None:
+    (tmp_path / "current").symlink_to(tiny_bundle)  # how the training Job promotes a bundle
+    check_bundle_files(tmp_path / "current")
+
+
+def test_checksum_of_a_device_or_fifo_is_refused(tiny_bundle: Path, tmp_path: Path) -> None:
+    bundle = _copy(tiny_bundle, tmp_path)
+    os.mkfifo(bundle / "pipe")  # hashing it would block forever
+    _set_checksums(bundle, {**_checksums(bundle), "pipe": "0" * 64})
+    with pytest.raises(BundleError, match="pipe is not a regular file"):
+        check_bundle_files(bundle)
+
+
+def test_malformed_checksum_is_refused(tiny_bundle: Path, tmp_path: Path) -> None:
+    bundle = _copy(tiny_bundle, tmp_path)
+    _set_checksums(bundle, {**_checksums(bundle), TOKENIZER_FILE: "not-a-digest"})
+    with pytest.raises(BundleError, match="not a sha256 hex digest"):
+        check_bundle_files(bundle, verify_checksums=False)
+
+
+def test_saved_bundle_checksums_cover_every_loaded_file(tiny_bundle: Path) -> None:
+    checksums = read_metadata(tiny_bundle).checksums
+    assert set(checksums) == set(CHECKSUMMED_FILES) == {MODEL_FILE, TOKENIZER_FILE}
+    for name, digest in checksums.items():
+        assert file_sha256(tiny_bundle / name) == digest
+
+
+def test_shipped_default_bundle_passes_the_checks() -> None:
+    check_bundle_files(Path(__file__).resolve().parents[2] / "models" / "default")
+
+
+def test_keras_model_is_loaded_in_safe_mode(
+    tiny_bundle: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import keras
+
+    calls: list[dict[str, object]] = []
+    real = keras.saving.load_model
+
+    def spy(*args: object, **kwargs: object) -> object:
+        calls.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(keras.saving, "load_model", spy)
+    load_bundle(tiny_bundle)
+    assert calls
+    assert calls[0]["safe_mode"] is True
