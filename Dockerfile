@@ -12,16 +12,16 @@
 FROM python:3.11-slim-bookworm AS base
 
 # --- requirements: the dependency list, derived from pyproject.toml -------------------------
-# A stage of its own so that the install layer below is keyed on the derived list only: a
-# change to pyproject.toml that leaves the dependencies alone (tool settings, the version)
-# still reuses the cached install.
+# A stage of its own so that the install layer below is keyed on the derived list (and the
+# constraints) only: a change to pyproject.toml that leaves the dependencies alone (tool
+# settings, the version) still reuses the cached install.
 FROM base AS requirements
 # cpu (tensorflow-cpu) or gpu (tensorflow[and-cuda]); never both.
 ARG VARIANT=cpu
 # More extras, comma-separated: "train" adds what sentiment-train needs (scikit-learn, matplotlib).
 ARG EXTRAS=""
 WORKDIR /src
-COPY pyproject.toml docker/requirements.py ./
+COPY pyproject.toml constraints.txt docker/requirements.py ./
 RUN python requirements.py pyproject.toml "${VARIANT}" "${EXTRAS}" > requirements.txt
 
 # --- builder: a virtual environment with the dependencies, then the project ------------------
@@ -32,8 +32,9 @@ ENV PIP_NO_CACHE_DIR=1 \
     PATH=/opt/venv/bin:$PATH
 RUN python -m venv /opt/venv
 WORKDIR /src
-COPY --from=requirements /src/requirements.txt ./
-RUN pip install --no-cache-dir -r requirements.txt
+COPY --from=requirements /src/requirements.txt /src/constraints.txt ./
+# constraints.txt (`make lock`): the exact versions `make install` and CI install too.
+RUN pip install --no-cache-dir -r requirements.txt -c constraints.txt
 # Only now the code, built into a wheel that the runtime stage installs in a small layer of
 # its own: editing code rebuilds neither the dependency layer here nor the (GBs) venv layer
 # of the image, so a code change pushes and pulls kilobytes.

@@ -4,16 +4,18 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # cpu: tensorflow-cpu; use EXTRAS=gpu,train,dev on a CUDA machine (never both cpu and gpu).
 EXTRAS ?= cpu,train,dev
-STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 comma := ,
+STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
+# The exact version of every dependency (`make lock` writes it); the Dockerfile and CI use it too.
+CONSTRAINTS := constraints.txt
 IMDB ?= ../shared/data/imdb
 
-.PHONY: install serve test lint pytest train bench clean
+.PHONY: install serve test lint pytest train bench clean lock
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
+	$(BIN)/python -m pip install --quiet --upgrade -c $(CONSTRAINTS) pip
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e ".[$(EXTRAS)]"
 	touch $@
 
 install: $(STAMP) ## create .venv and install the project with its extras
@@ -40,6 +42,15 @@ train: $(STAMP) ## reproduce models/default from the IMDB files in $(IMDB)
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
 
+# After changing dependencies in pyproject.toml: `make lock UPGRADE=1` upgrades .venv to the
+# newest versions pyproject.toml allows (network: PyPI), then writes them to $(CONSTRAINTS).
+lock: ## rewrite constraints.txt from what .venv has installed (UPGRADE=1: upgrade it first)
+	@test -x $(BIN)/python || { echo "make lock: no $(VENV): run make install first" >&2; exit 1; }
+ifeq ($(UPGRADE),1)
+	$(BIN)/python -m pip install --quiet --upgrade --upgrade-strategy eager pip -e ".[cpu,train,dev]"
+endif
+	$(BIN)/python .ci/lock_constraints.py --output $(CONSTRAINTS)
+
 .PHONY: deploy-check
 deploy-check: ## offline checks of Dockerfile and k8s/ (own tools in .venv-deploy; no Docker, no cluster)
 	bash .ci/deploy-checks.sh
@@ -56,9 +67,9 @@ test-slow: $(STAMP) ## soak, overload, SIGKILL/SIGTERM under load (tests marked 
 	RELIABILITY_SOAK_S=$(RELIABILITY_SOAK_S) RELIABILITY_OVERLOAD_S=$(RELIABILITY_OVERLOAD_S) \
 	RELIABILITY_FAULT_LOAD_S=$(RELIABILITY_FAULT_LOAD_S) $(BIN)/pytest -m slow -rP tests/reliability
 
-# Needs PyPI's per-release JSON API (the advisory data): --strict fails on any package it could
-# not check, so an unreachable service is a failure, never a silent pass.
-audit: $(STAMP) ## pip-audit of every installed dependency (network: PyPI)
-	$(BIN)/pip-audit --strict --skip-editable --progress-spinner off --desc on || { \
-		echo "make audit: FAILED: known vulnerabilities, or packages that could not be checked (see above)" >&2; \
-		exit 1; }
+# pip-audit of every package pinned in $(CONSTRAINTS) against an advisory service (network:
+# PyPI's per-release JSON API, or AUDIT_SERVICE=osv). It prints which packages it checked and
+# which it could not (and why), and fails unless every one was checked and none is vulnerable.
+AUDIT_SERVICE ?= pypi
+audit: $(STAMP) ## pip-audit of every pinned dependency; says what it could not check
+	$(BIN)/python .ci/audit.py --constraints $(CONSTRAINTS) --service $(AUDIT_SERVICE)
