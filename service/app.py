@@ -57,8 +57,14 @@ def create_app(
     metrics: Metrics | None = None,
     load_in_background: bool = True,
     on_load_failure: Callable[[Exception], None] | None = None,
+    on_broken: Callable[[], None] | None = None,
 ) -> Flask:
-    """Build the app; the model loads in a background thread unless told otherwise."""
+    """Build the app; the model loads in a background thread unless told otherwise.
+
+    ``on_load_failure`` runs when the bundle cannot be loaded (gunicorn: stop the server, a
+    restart cannot help); ``on_broken`` when the worker can no longer serve (gunicorn: end this
+    worker so the master replaces it).
+    """
     settings = settings or Settings()
     configure_logging(settings.log_level)
     app = Flask(__name__)
@@ -75,7 +81,7 @@ def create_app(
         xla=settings.xla,
         max_batch_size=settings.max_batch_size,
     )
-    runtime = Runtime(settings, predictor, metrics or Metrics())
+    runtime = Runtime(settings, predictor, metrics or Metrics(), on_broken=on_broken)
     app.extensions[EXTENSION] = runtime
     for blueprint in (predict.blueprint, tfserving.blueprint, ops.blueprint):
         app.register_blueprint(blueprint)

@@ -5,11 +5,14 @@ texts after; one batcher thread takes everything already queued (up to ``max_bat
 texts) and calls the model once. It waits (at most ``max_wait_s``) only while announced
 requests are still on their way, so a lone request never waits for a batch to fill. A request
 larger than the room left is split across batches. Each caller gets its own rows of the result,
-or the exception of the batch its rows were in.
+or the exception of the batch its rows were in; a job whose caller gave up (cancelled its
+future) is dropped unrun. A failure outside the model call fails only its batch; should the
+thread end anyway, the queue is failed at once, ``healthy`` turns false and ``on_crash`` runs.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
@@ -22,6 +25,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from service.errors import NotReady, Overloaded
+
+log = logging.getLogger(__name__)
 
 PredictFn = Callable[[list[Any]], np.ndarray]
 
@@ -80,8 +85,12 @@ class DynamicBatcher:
         max_wait_s: float = 0.002,
         max_queue_items: int = 2048,
         observer: BatchObserver | None = None,
+        on_crash: Callable[[], None] | None = None,
     ) -> None:
         self._predict = predict_fn
+        self._on_crash = on_crash
+        self.failures = 0  # batches failed outside the model call (a bug; logged)
+        self.crashed = False  # the thread ended without stop(): nothing will serve the queue
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_s
         self.max_queue_items = max_queue_items
@@ -111,6 +120,12 @@ class DynamicBatcher:
             self._lock.notify_all()
         if self._thread is not None:
             self._thread.join(timeout)
+
+    @property
+    def healthy(self) -> bool:
+        """Return whether the batcher thread runs and will serve what is submitted."""
+        thread = self._thread
+        return self._running and thread is not None and thread.is_alive()
 
     @property
     def queued_items(self) -> int:
@@ -158,13 +173,43 @@ class DynamicBatcher:
     # -- the batcher thread ----------------------------------------------------------------
 
     def _loop(self) -> None:
-        while True:
-            batch = self._next_batch()
-            if batch is None:
-                return
-            self._run(batch)
+        """Serve batches until stopped; a failure is contained to the batch it happened in."""
+        batch: list[tuple[_Job, int, int]] = []
+        try:
+            while True:
+                batch = []
+                taken = self._next_batch()
+                if taken is None:
+                    return
+                batch, depth = taken
+                try:
+                    if self._observer is not None:
+                        self._observer.queue_depth_changed(depth)
+                    self._run(batch)
+                except Exception as exc:  # a bug outside the model call must not end the loop
+                    self.failures += 1
+                    log.exception("batch failed outside the model call; the batcher goes on")
+                    for job, _, _ in batch:
+                        _settle(job.future, error=exc)
+        finally:
+            # Only reached by stop(), or by something no handler may swallow (BaseException):
+            # then nobody would ever answer the queue, so fail it now and say so.
+            with self._lock:
+                crashed = self._running
+                self._running = False
+                orphans = [job for job, _, _ in batch] + [job for job, _ in self._queue]
+                self._queue.clear()
+                self._queued_items = 0
+            if crashed:
+                self.crashed = True
+                log.critical("the batcher thread ended unexpectedly; the worker cannot serve")
+                for job in orphans:
+                    _settle(job.future, error=NotReady("the worker's batcher stopped"))
+                if self._on_crash is not None:
+                    self._on_crash()
 
-    def _next_batch(self) -> list[tuple[_Job, int, int]] | None:
+    def _next_batch(self) -> tuple[list[tuple[_Job, int, int]], int] | None:
+        """Take the next batch off the queue: (job, start, stop) row ranges, and the depth left."""
         with self._lock:
             while not self._queue:
                 if not self._running:
@@ -177,24 +222,27 @@ class DynamicBatcher:
                 if remaining <= 0:
                     break
                 self._lock.wait(remaining)
-            batch: list[tuple[_Job, int, int]] = []  # (job, start, stop) row ranges
+            batch: list[tuple[_Job, int, int]] = []
             room = self.max_batch_size
             while self._queue and room > 0:
                 job, start = self._queue[0]
+                if job.future.done():  # its caller gave up (cancelled): spend no model time
+                    self._queue.popleft()
+                    self._queued_items -= len(job.items) - start
+                    continue
                 stop = min(len(job.items), start + room)
                 batch.append((job, start, stop))
                 room -= stop - start
+                self._queued_items -= stop - start
                 if stop == len(job.items):
                     self._queue.popleft()
                 else:
                     self._queue[0] = (job, stop)
-            self._queued_items -= self.max_batch_size - room
-            depth = self._queued_items
-        if self._observer is not None:
-            self._observer.queue_depth_changed(depth)
-        return batch
+            return batch, self._queued_items
 
     def _run(self, batch: list[tuple[_Job, int, int]]) -> None:
+        if not batch:  # every job taken had been cancelled
+            return
         items = [item for job, start, stop in batch for item in job.items[start:stop]]
         started = time.perf_counter()
         try:
@@ -204,11 +252,13 @@ class DynamicBatcher:
                 _settle(job.future, error=exc)
             return
         elapsed = time.perf_counter() - started
+        if len(outputs) != len(items):
+            raise ValueError(f"the model returned {len(outputs)} rows for {len(items)} texts")
         offset = 0
         for job, start, stop in batch:
             rows = outputs[offset : offset + stop - start]
             offset += stop - start
-            if job.future.done():  # an earlier part of this job failed
+            if job.future.done():  # an earlier part of this job failed, or its caller gave up
                 continue
             if job.results is None:
                 job.results = np.empty((len(job.items), *rows.shape[1:]), dtype=rows.dtype)

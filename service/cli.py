@@ -50,6 +50,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValidationError, BundleError) as exc:
         print(f"sentiment-serve: cannot start: {exc}", file=sys.stderr)
         return 2
+    # gunicorn reads the settings again: hand it the model directory resolved now, through any
+    # symlink, so what was checked here is what is served.
+    os.environ["SENTIMENT_MODEL_DIR"] = str(settings.model_dir)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     gunicorn = [sys.executable, "-m", "gunicorn", *GUNICORN_ARGS]
     os.execv(sys.executable, gunicorn)

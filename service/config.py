@@ -88,7 +88,11 @@ class Settings(BaseSettings):
     """Log request texts (off: texts are private by default)."""
 
     graceful_timeout_s: int = Field(25, ge=1)
-    """Seconds in-flight requests get to finish after SIGTERM."""
+    """Seconds after SIGTERM before the master kills what is left (drain period included)."""
+
+    drain_s: float = Field(2.0, ge=0)
+    """Seconds a worker keeps accepting after SIGTERM (readiness already 503) before it takes
+    the listen backlog and closes its listener; every request sent until then is answered."""
 
     metrics_dir: Path | None = None
     """Prometheus multiprocess directory; set by the gunicorn config when running there."""
@@ -105,6 +109,14 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    @model_validator(mode="after")
+    def _drain_fits_the_grace(self) -> Settings:
+        # The master kills workers graceful_timeout_s after SIGTERM: draining must end before,
+        # with time left to answer what was accepted.
+        if self.drain_s + 1 > self.graceful_timeout_s:
+            raise ValueError("drain_s must be at least 1 s shorter than graceful_timeout_s")
+        return self
 
     @model_validator(mode="after")
     def _fits_the_queue(self) -> Settings:

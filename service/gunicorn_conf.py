@@ -1,9 +1,12 @@
-"""gunicorn configuration: ``gunicorn -c python:service.gunicorn_conf "service.app:create_app()"``.
+"""gunicorn configuration: ``gunicorn -c python:service.gunicorn_conf "service.wsgi:app()"``.
 
-Threaded workers (gthread) give each worker the concurrency its batcher coalesces. The model
-is loaded in each worker after fork (no ``preload_app``: TensorFlow is not fork-safe). The
-master validates the bundle before forking, so a broken one stops start-up with one clear
-message instead of a crash loop, and prepares the Prometheus multiprocess directory.
+Threaded workers (``service.worker``: gthread that drains on SIGTERM) give each worker the
+concurrency its batcher coalesces. The model is loaded in each worker after fork (no
+``preload_app``: TensorFlow is not fork-safe). The master reads the settings once (the model
+directory resolved through any symlink, the token file read) and every worker it forks, first
+or replacement, serves with those: one pod, one model. It validates the bundle before forking,
+so a broken one stops start-up with one clear message instead of a crash loop, and prepares
+the Prometheus multiprocess directory.
 """
 
 from __future__ import annotations
@@ -11,7 +14,6 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -33,7 +35,12 @@ os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_metrics_dir)
 # that runs in the master's SIGCHLD handler, and when two workers exit together (SIGTERM) the
 # second handler interrupted the first one's import and crashed the master on a partially
 # initialized module ("cannot import name 'mark_worker_dead'"), exit status 1.
+from service import wsgi  # noqa: E402
 from service.metrics import mark_worker_dead  # noqa: E402
+
+# Workers inherit these settings at fork instead of reading the environment again: after the
+# training Job switches `/models/current`, a respawned worker still serves what its siblings do.
+wsgi.use_settings(_settings)
 
 # Compiled XLA programs persist here: a restarted worker loads them instead of compiling.
 _xla_cache = _settings.xla_cache_dir or Path(tempfile.gettempdir()) / "sentiment-xla-cache"
@@ -44,7 +51,7 @@ if _settings.xla and "tf_xla_persistent_cache_directory" not in os.environ.get("
 
 bind = f"{_settings.host}:{_settings.port}"
 workers = _settings.workers
-worker_class = "gthread"
+worker_class = "service.worker.DrainingThreadWorker"
 threads = _settings.threads
 preload_app = False
 graceful_timeout = _settings.graceful_timeout_s
@@ -93,46 +100,44 @@ def on_starting(server: Any) -> None:
 
 
 def pre_fork(server: Any, worker: Any) -> None:
-    """Mark a worker that replaces another while the rest serve (runs in the master)."""
-    # The first workers start with the server and accept at once, so the probes answer while
-    # they load. A later one replaces a worker that died (or was recycled) while others serve:
-    # it waits for its model before accepting (see post_worker_init). One worker alone never
-    # waits: then nothing would answer the liveness probe while it loads.
-    worker.sentiment_replacement = next(_forks) > server.num_workers > 1
+    """Decide whether a worker accepts before its model is loaded (runs in the master)."""
+    # Only the first worker accepts while it loads, so probes answer from the start (liveness
+    # 200, readiness 503). Every other one, its siblings at boot and any replacement later,
+    # joins the accept loop only once its model is loaded: a worker that accepts can always
+    # serve, so one worker's /readyz 200 speaks for every worker that takes connections.
+    worker.hold_until_loaded = next(_forks) > 1
+    worker.drain_s = _settings.drain_s
 
 
 _forks = itertools.count(1)  # numbers the workers this master forks
-# Longest a replacement worker holds back before accepting anyway (readiness then says why).
-REPLACEMENT_WAIT_S = 600.0
+# Longest a held worker stays out of the accept loop before accepting anyway (readiness then
+# says why).
+HOLD_MAX_S = 600.0
 
 
 def post_worker_init(worker: Any) -> None:
-    """Make SIGTERM turn readiness off at once, then let gunicorn drain as usual."""
+    """Make SIGTERM turn readiness off at once; hold the worker back until loaded if told to."""
     from service.state import EXTENSION
 
     runtime = worker.wsgi.extensions[EXTENSION]
-    previous = signal.getsignal(signal.SIGTERM)
-
-    def on_sigterm(signum: int, frame: Any) -> None:
-        runtime.begin_shutdown()
-        if callable(previous):
-            previous(signum, frame)
-
-    signal.signal(signal.SIGTERM, on_sigterm)
-    if getattr(worker, "sentiment_replacement", False):
+    worker.on_drain = runtime.begin_shutdown
+    if worker.hold_until_loaded:
         _wait_until_loaded(worker, runtime)
 
 
 def _wait_until_loaded(worker: Any, runtime: Any) -> None:
-    """Hold a replacement worker out of the accept loop until its model is loaded.
+    """Hold a worker out of the accept loop until its model is loaded.
 
     Otherwise it accepts its share of new connections while loading and answers them 503
-    (hundreds in the SIGKILL test) although the other workers could serve them. Heartbeats
-    keep the arbiter from taking the wait for a hang; SIGTERM (``alive`` False) ends it, and a
-    failed load ends the process from the loader thread.
+    (hundreds in the SIGKILL test, and at boot a Ready pod whose other worker was still
+    compiling) although a loaded worker could serve them. Heartbeats keep the arbiter from
+    taking the wait for a hang; SIGTERM ends it, and a failed load ends the process from the
+    loader thread.
     """
-    deadline = time.monotonic() + REPLACEMENT_WAIT_S
-    while worker.alive and runtime.load_error is None and time.monotonic() < deadline:
+    deadline = time.monotonic() + HOLD_MAX_S
+    while not worker.shutting_down and runtime.load_error is None:
+        if time.monotonic() >= deadline:
+            return
         worker.notify()
         if runtime.wait_loaded(1.0):
             return

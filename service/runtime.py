@@ -30,7 +30,14 @@ class BatchResult:
 class Runtime:
     """Owns the model lifecycle of one worker: load after fork, serve, drain on shutdown."""
 
-    def __init__(self, settings: Settings, predictor: Predictor, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        predictor: Predictor,
+        metrics: Metrics,
+        *,
+        on_broken: Callable[[], None] | None = None,
+    ) -> None:
         self.settings = settings
         self.predictor = predictor
         self.metrics = metrics
@@ -40,7 +47,9 @@ class Runtime:
             max_wait_s=settings.max_batch_wait_ms / 1000,
             max_queue_items=settings.max_queue_texts,
             observer=metrics,
+            on_crash=self._batcher_crashed,
         )
+        self._on_broken = on_broken
         self.draining = False
         self.load_error: str | None = None
         self._started = threading.Event()
@@ -76,14 +85,33 @@ class Runtime:
 
     @property
     def ready(self) -> bool:
-        """Return whether this worker should receive traffic."""
-        return self._started.is_set() and not self.draining
+        """Return whether this worker should receive traffic: loaded, serving, not draining."""
+        return self._started.is_set() and not self.draining and self.batcher.healthy
+
+    @property
+    def state(self) -> str:
+        """Return the readiness state in one word, for /readyz and logs."""
+        if self.ready:
+            return "ready"
+        if self.draining:
+            return "draining"
+        if self.load_error is not None or self.batcher.crashed:
+            return "failed"
+        return "loading"
+
+    def _batcher_crashed(self) -> None:
+        # Readiness is already false (the batcher is not healthy); the worker must also go, so
+        # gunicorn replaces it with one that can serve.
+        if self._started.is_set() and not self.draining:
+            self.metrics.ready.dec()
+        if self._on_broken is not None:
+            self._on_broken()
 
     def begin_shutdown(self) -> None:
         """Turn readiness off at once; queued work still completes (see ``stop``)."""
         if not self.draining:
             self.draining = True
-            if self._started.is_set():
+            if self._started.is_set() and self.batcher.healthy:
                 self.metrics.ready.dec()
             # The one trace of draining a client cannot see once gunicorn stops accepting.
             log.info("draining: readiness off, finishing in-flight requests")
@@ -98,6 +126,12 @@ class Runtime:
         if not self._started.is_set():
             raise NotReady(
                 "the model is not loaded yet" if self.load_error is None else "model failed to load"
+            )
+        if not self.batcher.healthy:
+            raise NotReady(
+                "the worker is shutting down"
+                if self.draining
+                else "this worker cannot serve; it is being replaced"
             )
         predictor = self.predictor
         with self.batcher.announce() as arrival:

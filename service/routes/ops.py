@@ -26,8 +26,7 @@ def readyz() -> Response:
         return json_response(
             {"status": "ready", "model": {"name": metadata.name, "version": metadata.version}}
         )
-    state = "draining" if service.draining else ("failed" if service.load_error else "loading")
-    return json_response({"status": state}, status=503)
+    return json_response({"status": service.state}, status=503)
 
 
 @blueprint.get("/metrics")

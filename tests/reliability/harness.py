@@ -176,6 +176,20 @@ def wait_for_workers(master: int, count: int, timeout: float = 60.0) -> list[int
         time.sleep(0.1)
 
 
+def wait_for_workers_changed(master: int, old: list[int], timeout: float = 30.0) -> list[int]:
+    """Wait until gunicorn replaced a worker of ``old``; return the new pids."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            pids = wait_for_workers(master, len(old), timeout=1)
+        except AssertionError:
+            continue
+        if pids != old:
+            return [pid for pid in pids if pid not in old]
+        time.sleep(0.05)
+    raise AssertionError("the killed worker was not replaced")
+
+
 def rss_mb(pid: int) -> float:
     """Return the resident set size of ``pid`` in MB (VmRSS)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

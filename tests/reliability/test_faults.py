@@ -37,6 +37,7 @@ from tests.reliability.harness import (
     read_response,
     report,
     wait_for_workers,
+    wait_for_workers_changed,
 )
 from training.bundle import file_sha256
 
@@ -87,20 +88,6 @@ def test_worker_sigkilled_under_load_is_replaced(tiny_bundle: Path, tmp_path: Pa
     assert all(e.status is None for e in errors), statuses
     assert not late, late[:3]
     assert statuses["200"] > 0
-
-
-def wait_for_workers_changed(master: int, old: list[int], timeout: float = 30.0) -> list[int]:
-    """Wait until gunicorn replaced a worker of ``old``; return the new pids."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            pids = wait_for_workers(master, len(old), timeout=1)
-        except AssertionError:
-            continue
-        if pids != old:
-            return [pid for pid in pids if pid not in old]
-        time.sleep(0.05)
-    raise AssertionError("the killed worker was not replaced")
 
 
 # -- SIGTERM ----------------------------------------------------------------------------------

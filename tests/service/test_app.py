@@ -435,6 +435,43 @@ def test_draining_after_begin_shutdown(app: Flask, client: FlaskClient) -> None:
     assert response.headers["Retry-After"] == "1"
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_dead_batcher_turns_readiness_off_and_asks_for_replacement(
+    make_settings: Callable[..., Settings],
+) -> None:
+    broken: list[bool] = []
+    app = create_app(
+        make_settings(),
+        predictor=FakePredictor(),
+        load_in_background=False,
+        on_broken=lambda: broken.append(True),
+    )
+    client = app.test_client()
+    runtime: Runtime = app.extensions[EXTENSION]
+    assert client.get("/readyz").status_code == 200
+
+    class Fatal(BaseException):
+        pass
+
+    def crash(batch: object) -> None:
+        raise Fatal
+
+    runtime.batcher._run = crash  # type: ignore[method-assign]
+    started = time.perf_counter()
+    error_of(client.post("/predict", json={"text": "good"}), 503, "not_ready")
+    assert time.perf_counter() - started < 2  # promptly, not after request_timeout_s
+    assert runtime.batcher._thread is not None
+    runtime.batcher._thread.join(2)
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.get_json() == {"status": "failed"}
+    assert broken == [True]
+    error = error_of(client.post("/predict", json={"text": "good"}), 503, "not_ready")
+    assert "replaced" in error["message"]
+    assert value(scrape(client), "sentiment_worker_ready") == 0.0
+    runtime.stop()
+
+
 def test_not_ready_while_loading(make_app: AppFactory) -> None:
     gate = threading.Event()
     fake = FakePredictor(load_gate=gate)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from typing import Any
 
@@ -83,7 +84,7 @@ def started() -> Iterator[list[DynamicBatcher]]:
 
 
 def make_batcher(
-    started: list[DynamicBatcher], predict_fn: Model, **options: Any
+    started: list[DynamicBatcher], predict_fn: Callable[[list[Any]], np.ndarray], **options: Any
 ) -> DynamicBatcher:
     batcher = DynamicBatcher(predict_fn, **options)
     batcher.start()
@@ -312,3 +313,110 @@ def test_each_caller_gets_its_own_rows(started: list[DynamicBatcher], model: Mod
     assert all(size <= 8 for size in model.sizes)
     items = [item for call in model.calls for item in call]
     assert len(items) == len(set(items))  # every item went to the model exactly once
+
+
+# -- supervision: a fault outside the model call never leaves callers waiting -----------------
+
+
+class FailingObserver(Observer):
+    """An observer whose reports raise ``fail_times`` times (a bug in the metrics path)."""
+
+    def __init__(self, where: str, fail_times: int = 1) -> None:
+        super().__init__()
+        self.where = where
+        self.fail_times = fail_times
+
+    def _maybe_fail(self, where: str) -> None:
+        if self.where == where and self.fail_times > 0:
+            self.fail_times -= 1
+            raise RuntimeError(f"injected fault in {where}")
+
+    def batch_done(self, size: int, inference_s: float, queue_waits_s: Sequence[float]) -> None:
+        self._maybe_fail("batch_done")
+        super().batch_done(size, inference_s, queue_waits_s)
+
+    def queue_depth_changed(self, items: int) -> None:
+        self._maybe_fail("queue_depth_changed")
+        super().queue_depth_changed(items)
+
+
+@pytest.mark.parametrize("where", ["queue_depth_changed", "batch_done"])
+def test_fault_in_the_observer_keeps_the_batcher_serving(
+    started: list[DynamicBatcher], model: Model, where: str
+) -> None:
+    batcher = make_batcher(started, model, observer=FailingObserver(where))
+    first = batcher.submit([1, 2])
+    with contextlib.suppress(RuntimeError):  # may fail, but promptly: not by its timeout
+        first.result(timeout=2)
+    assert batcher.submit([3]).result(timeout=2).tolist() == [[3.0, 6.0]]
+    assert batcher.healthy
+    assert batcher.failures == 1
+
+
+def test_wrong_number_of_rows_fails_the_batch_not_the_thread(
+    started: list[DynamicBatcher],
+) -> None:
+    calls = []
+
+    def short_model(items: list[Any]) -> np.ndarray:
+        calls.append(items)
+        rows = len(items) - 1 if len(calls) == 1 else len(items)  # first call drops a row
+        return np.ones((rows, 2), dtype=np.float32)
+
+    batcher = make_batcher(started, short_model)
+    with pytest.raises(ValueError, match="rows"):
+        batcher.submit([1, 2, 3]).result(timeout=2)
+    assert batcher.submit([4]).result(timeout=2).shape == (1, 2)
+    assert batcher.healthy
+
+
+class Fatal(BaseException):
+    """Something no ``except Exception`` may swallow."""
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_crashed_thread_fails_the_queue_and_reports(model: Model) -> None:
+    crashes: list[bool] = []
+    batcher = DynamicBatcher(
+        model, max_batch_size=4, max_wait_s=0, on_crash=lambda: crashes.append(True)
+    )
+    gate = threading.Event()
+    model.gate = gate
+    batcher.start()
+    running = batcher.submit([1])
+    assert model.entered.wait(2)
+    queued = batcher.submit([2])
+    behind = batcher.submit([3, 4, 5, 6, 7])  # more than one batch: some stays queued
+
+    def crash(batch: object) -> None:
+        raise Fatal("injected")
+
+    batcher._run = crash  # type: ignore[method-assign]  # the next batch ends the thread
+    gate.set()
+    for future in (queued, behind):
+        with pytest.raises(NotReady):
+            future.result(timeout=2)
+    assert running.result(timeout=2).tolist() == [[1.0, 2.0]]
+    assert batcher._thread is not None
+    batcher._thread.join(2)  # the thread's exception surfaces here, inside this test
+    assert not batcher.healthy
+    assert batcher.crashed
+    assert crashes == [True]
+    with pytest.raises(NotReady):
+        batcher.submit([3])
+
+
+def test_cancelled_jobs_spend_no_model_time(started: list[DynamicBatcher]) -> None:
+    gate = threading.Event()
+    model = Model(gate)
+    batcher = make_batcher(started, model, max_batch_size=4)
+    first = batcher.submit([1])
+    assert model.entered.wait(2)
+    abandoned = batcher.submit([2, 3, 4, 5, 6, 7])  # spans two batches
+    kept = batcher.submit([8])
+    assert abandoned.cancel()  # what a request does when it times out
+    gate.set()
+    assert first.result(timeout=2).tolist() == [[1.0, 2.0]]
+    assert kept.result(timeout=2).tolist() == [[8.0, 16.0]]
+    assert model.calls == [[1], [8]]
+    assert batcher.queued_items == 0

@@ -1,0 +1,231 @@
+"""Start, restart and stop, judged from the client's side against the real server.
+
+A test that counts what the app logged cannot see a request the client wrote and never got an
+answer to, so these clients keep their own books: every request fully written must get a
+status line; only connection attempts after the listener closed may be refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.integration.server import (
+    SERVE,
+    Server,
+    free_port,
+    running_server,
+    wait_ready,
+    wait_workers_ready,
+)
+from tests.reliability.harness import (
+    LOAD_TEXTS,
+    post_head,
+    report,
+    wait_for_workers,
+    wait_for_workers_changed,
+)
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class Outcome:
+    """What one client saw of one request."""
+
+    kind: str  # "answered", "refused" (connect failed), "unanswered" (written, no status line)
+    status: int | None
+    connected_at: float
+    retry_after: str | None = None
+
+
+def one_request(port: int, request: bytes) -> Outcome:
+    """Open a connection, write one request, read its status line and body."""
+    at = time.monotonic()
+    try:
+        sock = socket.create_connection(("127.0.0.1", port), timeout=15)
+    except OSError:
+        return Outcome("refused", None, at)
+    with sock:
+        try:
+            sock.sendall(request)
+            stream = sock.makefile("rb")
+            status_line = stream.readline(65536)
+            if not status_line:
+                return Outcome("unanswered", None, at)
+            headers = {}
+            while (line := stream.readline(65536)) not in (b"\r\n", b"\n", b""):
+                name, _, value = line.decode("latin-1").partition(":")
+                headers[name.strip().lower()] = value.strip()
+            stream.read(int(headers.get("content-length", "0")))
+        except OSError:  # reset while writing or before the status line
+            return Outcome("unanswered", None, at)
+    status = int(status_line.split(b" ", 2)[1])
+    return Outcome("answered", status, at, headers.get("retry-after"))
+
+
+def test_sigterm_under_load_answers_every_written_request(
+    tiny_bundle: Path, tmp_path: Path
+) -> None:
+    clients = 16
+    body = json.dumps({"texts": LOAD_TEXTS[:4]}).encode()
+    request = post_head("/predict", length=len(body)).encode() + b"\r\n\r\n" + body
+    with running_server(
+        tiny_bundle, tmp_path, workers="2", threads="8", xla="false", drain_s="1"
+    ) as server:
+        port = int(server.url.rsplit(":", 1)[1])
+        outcomes: list[Outcome] = []
+        lock = threading.Lock()
+        stop = threading.Event()
+
+        def client() -> None:
+            deadline = time.monotonic() + 60  # bounded whatever happens
+            while not stop.is_set() and time.monotonic() < deadline:
+                outcome = one_request(port, request)
+                with lock:
+                    outcomes.append(outcome)
+                if outcome.kind == "refused":
+                    return  # the listener is closed: the server is going away
+
+        threads = [threading.Thread(target=client) for _ in range(clients)]
+        for thread in threads:
+            thread.start()
+        time.sleep(1.5)
+        term_at = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        code = server.process.wait(timeout=30)
+        exited_at = time.monotonic()
+        stop.set()
+        for thread in threads:
+            thread.join(20)
+        log = server.log()
+    kinds = Counter(o.kind for o in outcomes)
+    statuses = Counter(o.status for o in outcomes if o.status is not None)
+    unanswered = [o for o in outcomes if o.kind == "unanswered"]
+    report(
+        "sigterm-client-side",
+        requests=len(outcomes),
+        kinds=dict(kinds),
+        statuses=dict(statuses),
+        answered_after_term=sum(
+            o.kind == "answered" and o.connected_at >= term_at for o in outcomes
+        ),
+        exited_in_s=round(exited_at - term_at, 1),
+    )
+    assert code == 0, log[-3000:]
+    assert not unanswered, f"{len(unanswered)} written requests got no status line"
+    assert set(statuses) <= {200, 503}, statuses
+    assert all(o.retry_after for o in outcomes if o.status == 503)
+    assert all(o.connected_at >= term_at for o in outcomes if o.kind == "refused")
+    # The drain period really served: requests sent after SIGTERM got answers.
+    assert any(o.kind == "answered" and o.connected_at >= term_at + 0.2 for o in outcomes)
+
+
+SLOW_SECOND_LOAD = """
+import os, time
+import service.predictor as predictor
+
+_load = predictor.Predictor.load
+
+def load(self, **options):
+    # The first worker to get here loads at once; every other one takes 6 s longer.
+    try:
+        os.close(os.open(os.environ["SLOW_LOAD_FLAG"], os.O_CREAT | os.O_EXCL))
+    except FileExistsError:
+        time.sleep(6)
+    return _load(self, **options)
+
+predictor.Predictor.load = load
+"""
+
+
+def test_ready_pod_serves_from_every_accepting_worker(tiny_bundle: Path, tmp_path: Path) -> None:
+    """A 200 from /readyz must not hide a sibling that accepts while still loading."""
+    inject = tmp_path / "inject"
+    inject.mkdir()
+    (inject / "sitecustomize.py").write_text(SLOW_SECOND_LOAD)
+    port = free_port()
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{inject}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+        "SLOW_LOAD_FLAG": str(tmp_path / "first-loaded"),
+        "SENTIMENT_MODEL_DIR": str(tiny_bundle),
+        "SENTIMENT_HOST": "127.0.0.1",
+        "SENTIMENT_PORT": str(port),
+        "SENTIMENT_WORKERS": "2",
+        "SENTIMENT_XLA": "false",
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+    }
+    log_path = tmp_path / "server.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen([SERVE], env=env, stdout=log, stderr=subprocess.STDOUT)
+    server = Server(process, f"http://127.0.0.1:{port}", log_path)
+    try:
+        wait_ready(server, 60)
+        # Ready: from now on every request must be served, whichever worker takes it.
+        statuses: Counter[int] = Counter()
+        deadline = time.monotonic() + 4
+        while time.monotonic() < deadline:
+            with requests.Session() as session:  # a new connection each: spread over workers
+                reply = session.post(f"{server.url}/predict", json={"text": "great fun"})
+            statuses[reply.status_code] += 1
+        assert statuses == {200: sum(statuses.values())}, statuses
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=40)
+
+
+def _model_versions(server: Server) -> set[str]:
+    text = requests.get(f"{server.url}/metrics", timeout=5).text
+    return {
+        sample.labels["version"]
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "sentiment_model_info" and sample.value > 0
+    }
+
+
+def test_respawned_worker_serves_the_bundle_of_its_siblings(
+    tiny_bundle: Path, tmp_path: Path
+) -> None:
+    """Switching the model link under a running pod changes nothing until it restarts."""
+    runs = tmp_path / "models"
+    (runs / "runs").mkdir(parents=True)
+    first, second = runs / "runs" / "a", runs / "runs" / "b"
+    shutil.copytree(tiny_bundle, first)
+    shutil.copytree(tiny_bundle, second)
+    metadata = json.loads((second / "metadata.json").read_text())
+    metadata["version"] = "8"
+    (second / "metadata.json").write_text(json.dumps(metadata))
+    current = runs / "current"
+    current.symlink_to(first)
+    with running_server(current, tmp_path, workers="2", xla="false") as server:
+        assert _model_versions(server) == {"7"}
+        # What the training Job does: point `current` at the new run, atomically.
+        (runs / "current.new").symlink_to(second)
+        os.replace(runs / "current.new", current)
+        workers = wait_for_workers(server.process.pid, 2)
+        os.kill(workers[0], signal.SIGKILL)
+        wait_for_workers_changed(server.process.pid, workers)
+        wait_workers_ready(server, 2)  # the replacement has loaded
+        versions = set()
+        for _ in range(40):
+            with requests.Session() as session:
+                reply = session.post(f"{server.url}/predict", json={"text": "fun"})
+            assert reply.status_code == 200
+            versions.add(reply.json()["model"]["version"])
+        assert versions == {"7"}
+        assert _model_versions(server) == {"7"}
