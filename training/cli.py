@@ -8,7 +8,6 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +53,13 @@ def build_train_parser() -> argparse.ArgumentParser:
         "(model.keras, tokenizer.json, metadata.json) plus history.csv, training_curves.png "
         "and evaluation.{json,md}.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "--config",
+        metavar="RECIPE",
+        help="take option values from a recipe: a TOML file of options named as their flags "
+        "without '--' (num-words = 20000), or the name of one shipped in training/recipes "
+        "('default': the default model's); flags given here override it",
     )
     data = parser.add_argument_group("data (CSV/TSV, JSON Lines, aclImdb dir or .tar.gz)")
     data.add_argument(
@@ -195,8 +201,14 @@ def build_train_parser() -> argparse.ArgumentParser:
 
 def train_main(argv: Sequence[str] | None = None) -> int:
     """Run `sentiment-train`."""
-    args = build_train_parser().parse_args(argv)
+    from training.recipe import apply_recipe
+
+    parser = build_train_parser()
+    recipe = apply_recipe(parser, argv)  # --config: the recipe's values become the defaults
+    args = parser.parse_args(argv)
     _configure_logging()
+    if recipe is not None:
+        log.info("recipe: %s", recipe)
     return _run(lambda: _train(args))
 
 
@@ -307,7 +319,7 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
 def _evaluate(args: argparse.Namespace) -> None:
     from training.bundle import load_bundle
     from training.data import read_labelled
-    from training.evaluate import evaluate_bundle, write_report
+    from training.evaluate import evaluate_bundle, with_bundle_labels, write_report
 
     bundle = load_bundle(args.model_dir)
     dataset = read_labelled(
@@ -318,9 +330,8 @@ def _evaluate(args: argparse.Namespace) -> None:
         label_names=args.label_names,
     )
     # Raw labels (0/1) map to the bundle's names (negative/positive) as they did in training.
-    trained_names: dict[str, str] = bundle.metadata.data.get("label_names") or {}
-    if args.label_names is None and not set(dataset.labels) <= set(bundle.metadata.labels):
-        dataset = replace(dataset, labels=[trained_names.get(x, x) for x in dataset.labels])
+    if args.label_names is None:
+        dataset = with_bundle_labels(dataset, bundle.metadata)
     report = evaluate_bundle(bundle, dataset, batch_size=args.batch_size)
     if args.out:
         out = Path(args.out)

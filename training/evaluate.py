@@ -5,13 +5,14 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from training.batches import predict_probabilities
-from training.bundle import Bundle
+from training.bundle import Bundle, BundleMetadata
 from training.data import Dataset
 from training.errors import DataError
 
@@ -26,6 +27,17 @@ def label_ids(dataset: Dataset, labels: Sequence[str]) -> np.ndarray:
             f"labels {unknown} are not among the model's labels {list(labels)}",
         )
     return np.fromiter((index[label] for label in dataset.labels), dtype=np.int64)
+
+
+def with_bundle_labels(dataset: Dataset, metadata: BundleMetadata) -> Dataset:
+    """Rename raw labels (0/1) to the bundle's (negative/positive) as its training did.
+
+    ``dataset`` is returned as it is when its labels already are among the bundle's.
+    """
+    if set(dataset.labels) <= set(metadata.labels):
+        return dataset
+    names: dict[str, str] = metadata.data.get("label_names") or {}
+    return replace(dataset, labels=[names.get(label, label) for label in dataset.labels])
 
 
 def classification_report(
