@@ -72,8 +72,10 @@ class Settings(BaseSettings):
     bucketing: bool = True
     """Pad each batch only to its length bucket (exact for post-padded masked models)."""
 
-    xla: bool = True
-    """Compile the model with XLA (2-6x faster on CPU; ~1 s per batch x length shape at start)."""
+    xla: bool | Literal["auto"] = "auto"
+    """Compile the model with XLA: ``auto`` (on CPU, where it is 2-6x faster; not on a GPU,
+    where cuDNN runs the RNN and has no XLA kernel), ``true`` or ``false``. A model XLA cannot
+    compile is served on the plain graph, with a log line and ``runtime`` on model_info."""
 
     xla_cache_dir: Path | None = None
     """Where compiled XLA programs are kept, so restarts skip compiling (default: a temp dir)."""

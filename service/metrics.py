@@ -92,9 +92,9 @@ class Metrics:
         )
         self.model_info = Gauge(
             "sentiment_model_info",
-            "The model being served (value 1).",
-            ["name", "version"],
-            multiprocess_mode="max",
+            "The model being served (value 1), and the runtime serving it (xla or graph).",
+            ["name", "version", "runtime"],
+            multiprocess_mode="livemax",  # a dead worker's series goes with it
             registry=r,
         )
         self.ready = Gauge(

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -39,17 +39,16 @@ class Predictor:
         intra_op_threads: int = 0,
         inter_op_threads: int = 0,
         warmup_batch_sizes: Sequence[int] = (1, 128),
-        xla: bool = False,
+        xla: bool | Literal["auto"] = False,
         max_batch_size: int = 128,
     ) -> None:
         self.model_dir = model_dir
         self.bucketing = bucketing
-        self.xla = xla
-        # XLA compiles one program per input shape, so under XLA the batch dimension is padded
-        # to a power of two as well: few shapes, at most 2x padded rows.
-        self.batch_buckets: tuple[int, ...] = (
-            _powers_of_two_up_to(max_batch_size) if xla else (max_batch_size,)
-        )
+        self.requested_xla = xla
+        self.xla = xla is True  # decided at load: "auto" and a failed compile may turn it off
+        self.max_batch_size = max_batch_size
+        self.batch_buckets: tuple[int, ...] = (max_batch_size,)
+        self.xla_failure: str | None = None  # why XLA was asked for but not used
         self.intra_op_threads = intra_op_threads
         self.inter_op_threads = inter_op_threads
         self.warmup_batch_sizes = tuple(warmup_batch_sizes)
@@ -66,14 +65,8 @@ class Predictor:
         started = time.perf_counter()
         tf = _configure_tensorflow(self.intra_op_threads, self.inter_op_threads)
         bundle = load_bundle(self.model_dir)
-        model = bundle.model
-        self._call = tf.function(
-            lambda ids: model(ids, training=False),
-            input_signature=[tf.TensorSpec(shape=(None, None), dtype=tf.int32)],
-            # XLA fuses each recurrent step's ops: 2-6x faster on CPU at small batches.
-            jit_compile=self.xla,
-        )
         self._bundle = bundle
+        self._choose_runtime(tf, bundle.model)
         maxlen = bundle.metadata.maxlen
         self.buckets = length_buckets(maxlen)
         if self.bucketing and not self._bucketing_is_exact():
@@ -91,10 +84,56 @@ class Predictor:
                 "model": bundle.metadata.name,
                 "version": bundle.metadata.version,
                 "buckets": list(self.buckets),
-                "xla": self.xla,
+                "runtime": self.runtime_name,
                 "seconds": round(time.perf_counter() - started, 2),
             },
         )
+
+    def _choose_runtime(self, tf: Any, model: Any) -> None:
+        """Compile with XLA where asked (or, for "auto", where it pays: on CPU) and where it works.
+
+        On a GPU Keras runs GRU/LSTM on the cuDNN kernel, which has no XLA kernel, and cuDNN is
+        fast without XLA: "auto" picks the plain graph there. Any compile failure at the probe
+        call falls back to the plain graph, logged, instead of failing every request.
+        """
+        wanted = self.requested_xla
+        if wanted == "auto":
+            wanted = not gpu_present(tf)
+        self.xla = False
+        if wanted:
+            call = self._build_call(tf, model, jit=True)
+            try:
+                call(np.ones((1, 2), dtype=np.int32))  # compiles now, not on a request
+            except Exception as exc:  # XLA raises many types; any of them means "not here"
+                self.xla_failure = (str(exc).splitlines() or [repr(exc)])[0][:300]
+                log.warning(
+                    "XLA cannot compile this model here; serving the plain TensorFlow graph",
+                    extra={"reason": self.xla_failure},
+                )
+            else:
+                self.xla = True
+                self._call = call
+        if not self.xla:
+            self._call = self._build_call(tf, model, jit=False)
+        # XLA compiles one program per input shape, so under XLA the batch dimension is padded
+        # to a power of two as well: few shapes, at most 2x padded rows.
+        self.batch_buckets = (
+            _powers_of_two_up_to(self.max_batch_size) if self.xla else (self.max_batch_size,)
+        )
+
+    @staticmethod
+    def _build_call(tf: Any, model: Any, *, jit: bool) -> Any:
+        return tf.function(
+            lambda ids: model(ids, training=False),
+            input_signature=[tf.TensorSpec(shape=(None, None), dtype=tf.int32)],
+            # XLA fuses each recurrent step's ops: 2-6x faster on CPU at small batches.
+            jit_compile=jit,
+        )
+
+    @property
+    def runtime_name(self) -> str:
+        """Return which runtime serves: "xla" or "graph" (plain TensorFlow graph)."""
+        return "xla" if self.xla else "graph"
 
     def _bucketing_is_exact(self) -> bool:
         probe = [list(range(1, 8)), [2, 3]]
@@ -178,6 +217,11 @@ class Predictor:
     def run(self, ids: np.ndarray) -> np.ndarray:
         """Call the compiled model on a padded int32 batch; return its raw outputs."""
         return np.asarray(self._call(ids), dtype=np.float32)
+
+
+def gpu_present(tf: Any) -> bool:
+    """Return whether TensorFlow sees a GPU."""
+    return bool(tf.config.list_physical_devices("GPU"))
 
 
 def _powers_of_two_up_to(limit: int) -> tuple[int, ...]:

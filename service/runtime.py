@@ -70,7 +70,9 @@ class Runtime:
                 return
             self.batcher.start()
             metadata = self.predictor.metadata
-            self.metrics.model_info.labels(metadata.name, metadata.version).set(1)
+            self.metrics.model_info.labels(
+                metadata.name, metadata.version, self.predictor.runtime_name
+            ).set(1)
             self.metrics.ready.inc()
             self._started.set()
 

@@ -24,7 +24,11 @@ def readyz() -> Response:
     if service.ready:
         metadata = service.predictor.metadata
         return json_response(
-            {"status": "ready", "model": {"name": metadata.name, "version": metadata.version}}
+            {
+                "status": "ready",
+                "model": {"name": metadata.name, "version": metadata.version},
+                "runtime": service.predictor.runtime_name,
+            }
         )
     return json_response({"status": service.state}, status=503)
 

@@ -410,7 +410,11 @@ def test_healthz(client: FlaskClient) -> None:
 def test_readyz(client: FlaskClient) -> None:
     response = client.get("/readyz")
     assert response.status_code == 200
-    assert response.get_json() == {"status": "ready", "model": {"name": "fake", "version": "3"}}
+    assert response.get_json() == {
+        "status": "ready",
+        "model": {"name": "fake", "version": "3"},
+        "runtime": "graph",
+    }
 
 
 def test_loaded_with_warmup(predictor: FakePredictor, runtime: Runtime) -> None:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import pytest
 
+from service import predictor as predictor_module
 from service.app import create_app
 from service.config import Settings
 from service.predictor import Predictor
@@ -90,3 +94,56 @@ def test_empty_text_gets_finite_probabilities(predictor: Predictor) -> None:
     probabilities = predictor.probabilities(outputs)
     assert np.isfinite(probabilities).all()
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-6)
+
+
+# -- runtime choice: a model XLA cannot compile is served, not crash-looped ------------------
+
+
+def test_xla_compile_failure_falls_back_to_the_graph(
+    tiny_bundle: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a GPU does to a cuDNN GRU under jit_compile, injected on the CPU."""
+    build = Predictor._build_call
+
+    def build_or_fail(tf: Any, model: Any, *, jit: bool) -> Any:
+        if not jit:
+            return build(tf, model, jit=False)
+
+        def failing(ids: Any) -> Any:
+            raise RuntimeError("No registered 'CudnnRNNV3' OpKernel for XLA_CPU_JIT devices")
+
+        return failing
+
+    monkeypatch.setattr(Predictor, "_build_call", staticmethod(build_or_fail))
+    app = create_app(Settings(model_dir=tiny_bundle, xla=True), load_in_background=False)
+    runtime = app.extensions["sentiment"]
+    try:
+        assert runtime.predictor.runtime_name == "graph"
+        assert runtime.predictor.batch_buckets == (runtime.settings.max_batch_size,)
+        assert runtime.predictor.xla_failure is not None
+        assert "CudnnRNNV3" in runtime.predictor.xla_failure
+        client = app.test_client()
+        assert client.get("/readyz").status_code == 200
+        response = client.post("/predict", json={"texts": TEXTS})
+        assert response.status_code == 200
+        bundle = load_bundle(tiny_bundle)
+        expected = predict_probabilities(bundle.model, bundle.preprocessor, TEXTS)
+        served = [
+            p["probabilities"][bundle.metadata.labels[1]]
+            for p in response.get_json()["predictions"]
+        ]
+        np.testing.assert_allclose(served, expected[:, 1], atol=1e-6)
+        metrics = client.get("/metrics").get_data(as_text=True)
+        assert 'sentiment_model_info{name="tiny",runtime="graph",version="7"} 1.0' in metrics
+    finally:
+        runtime.stop()
+
+
+@pytest.mark.parametrize(("gpus", "expected"), [([], "xla"), (["GPU:0"], "graph")])
+def test_auto_runtime_is_xla_on_cpu_and_graph_on_gpu(
+    tiny_bundle: Path, monkeypatch: pytest.MonkeyPatch, gpus: list[str], expected: str
+) -> None:
+    monkeypatch.setattr(predictor_module, "gpu_present", lambda tf: bool(gpus))
+    loaded = Predictor(tiny_bundle, xla="auto", warmup_batch_sizes=(1,), max_batch_size=4)
+    loaded.load(warmup=False)
+    assert loaded.runtime_name == expected
