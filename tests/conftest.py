@@ -68,3 +68,23 @@ def tiny_hybrid_bundle(
     )
     assert code == 0
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_nbsvm_bundle(
+    tiny_data: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """A tiny bundle with the NB-SVM n-gram branch blended into the RNN's output."""
+    from training.cli import train_main
+
+    out = tmp_path_factory.mktemp("nbsvm") / "bundle"
+    train, val = tiny_data
+    code = train_main(
+        [
+            *("--train", str(train), "--val", str(val), "--out", str(out)),
+            *("--nb-buckets", "64", "--nb-weight", "0.7"),
+            *TINY_TRAIN_ARGS,
+        ]
+    )
+    assert code == 0
+    return out

@@ -13,6 +13,7 @@ from typing import Any
 
 from training.errors import TrainingError
 from training.model import CELLS, POOLINGS
+from training.nbsvm import NbsvmConfig
 from training.preprocessing import SIDES
 
 log = logging.getLogger("training")
@@ -156,6 +157,25 @@ def build_train_parser() -> argparse.ArgumentParser:
     )
     model.add_argument("--ngram-dim", type=int, default=16, help="width of that branch")
 
+    nb = parser.add_argument_group(
+        "NB-SVM branch (binary labels): NB-weighted word + bigram evidence beside the RNN"
+    )
+    nb.add_argument(
+        "--nb-buckets",
+        type=int,
+        default=NbsvmConfig.buckets,
+        help="hashed bigram buckets of the NB-SVM branch; 0 = no branch (default: 0)",
+    )
+    nb.add_argument(
+        "--nb-c", type=float, default=NbsvmConfig.c, help="NB-SVM inverse regularization"
+    )
+    nb.add_argument("--nb-alpha", type=float, default=NbsvmConfig.alpha, help="NB count smoothing")
+    nb.add_argument(
+        "--nb-weight",
+        type=float,
+        default=NbsvmConfig.weight,
+        help="the branch's logit is added to the RNN's times this",
+    )
     pre_train = parser.add_argument_group("pre-training (word2vec embeddings, needs gensim)")
     pre_train.add_argument(
         "--pretrain-unlabelled",
@@ -275,6 +295,9 @@ def _train(args: argparse.Namespace) -> None:
     pretrain_config = PretrainConfig(
         epochs=args.pretrain_epochs, window=args.pretrain_window, workers=os.cpu_count() or 1
     )
+    nbsvm_config = NbsvmConfig(
+        buckets=args.nb_buckets, c=args.nb_c, alpha=args.nb_alpha, weight=args.nb_weight
+    )
     result = train(
         train_set,
         val_set,
@@ -287,6 +310,7 @@ def _train(args: argparse.Namespace) -> None:
         baseline=args.baseline,
         pretrain_texts=pretrain_texts,
         pretrain_config=pretrain_config,
+        nbsvm_config=nbsvm_config,
     )
     metrics = result.metadata.metrics
     print(json.dumps({"bundle": str(result.bundle_dir), **metrics}, indent=2))

@@ -7,6 +7,8 @@ from typing import Any
 import keras
 from keras import ops
 
+from training.nbsvm import BIGRAM_HASH_MULTIPLIER
+
 
 @keras.saving.register_keras_serializable(package="sentiment")
 class MaskedGlobalMaxPooling1D(keras.layers.Layer):
@@ -48,7 +50,7 @@ class HashedNgramBag(keras.layers.Layer):
     """
 
     # Odd multiplier for the bigram hash: spreads (left, right) pairs across the buckets.
-    _MULTIPLIER = 1_000_003
+    _MULTIPLIER = BIGRAM_HASH_MULTIPLIER
 
     def __init__(
         self,
@@ -95,3 +97,85 @@ class HashedNgramBag(keras.layers.Layer):
             "output_dim": self.output_dim,
             "embeddings_regularizer": keras.regularizers.serialize(self.embeddings_regularizer),
         }
+
+
+@keras.saving.register_keras_serializable(package="sentiment")
+class NgramLogit(keras.layers.Layer):
+    """The NB-SVM branch: a fixed linear model over which words and hashed bigrams occur.
+
+    One weight per word id and per bigram bucket (``training.nbsvm`` fits them, NB ratios folded
+    in); the logit is the bias plus the weights of the *distinct* features of the text
+    (binarized, as NBSVM). Distinct features come from sorting each row's feature ids and
+    keeping the first of each run, so padding (left out) never changes the result and XLA can
+    compile it. Not trainable: its weights are fitted outside Keras.
+    """
+
+    def __init__(self, vocabulary_size: int, buckets: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.vocabulary_size = vocabulary_size
+        self.buckets = buckets
+        self.trainable = False
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        self.coefficients = self.add_weight(
+            name="coefficients",
+            shape=(self.vocabulary_size + self.buckets,),
+            initializer="zeros",
+            trainable=False,
+        )
+        self.bias = self.add_weight(name="bias", shape=(), initializer="zeros", trainable=False)
+
+    def call(self, token_ids: Any) -> Any:
+        ids = ops.cast(token_ids, "int32")
+        left, right = ids[:, :-1], ids[:, 1:]
+        pair = ops.cast(left, "int64") * BIGRAM_HASH_MULTIPLIER + ops.cast(right, "int64")
+        bigrams = ops.cast(ops.mod(pair, self.buckets), "int32") + self.vocabulary_size
+        absent = ops.cast(-1, "int32")
+        features = ops.concatenate(
+            [
+                ops.where(ids > 0, ids, absent),
+                ops.where((left > 0) & (right > 0), bigrams, absent),
+            ],
+            axis=1,
+        )
+        ordered = ops.sort(features, axis=1)
+        first = ops.concatenate(
+            [ops.ones_like(ordered[:, :1], dtype="bool"), ordered[:, 1:] != ordered[:, :-1]],
+            axis=1,
+        )
+        keep = ops.cast(first & (ordered >= 0), self.compute_dtype)
+        weights = ops.take(self.coefficients, ops.maximum(ordered, 0), axis=0)
+        return ops.sum(weights * keep, axis=1, keepdims=True) + self.bias
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return (input_shape[0], 1)
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "vocabulary_size": self.vocabulary_size,
+            "buckets": self.buckets,
+        }
+
+
+@keras.saving.register_keras_serializable(package="sentiment")
+class LogitBlend(keras.layers.Layer):
+    """sigmoid(logit(p) + weight * evidence): adds a branch's logit to a sigmoid model's output."""
+
+    # Keeps logit(p) finite for p at 0 or 1.
+    _EPSILON = 1e-7
+
+    def __init__(self, weight: float, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.weight = float(weight)
+
+    def call(self, inputs: Any) -> Any:
+        probability, evidence = inputs
+        p = ops.clip(probability, self._EPSILON, 1.0 - self._EPSILON)
+        return ops.sigmoid(ops.log(p) - ops.log1p(-p) + self.weight * evidence)
+
+    def compute_output_shape(self, input_shape: Any) -> tuple[int | None, ...]:
+        return tuple(input_shape[0])
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "weight": self.weight}

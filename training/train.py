@@ -22,6 +22,7 @@ from training.data import Dataset, fingerprint, summarize
 from training.errors import ConfigError
 from training.evaluate import classification_report, label_ids, plot_history, write_report
 from training.model import ModelConfig, build_model
+from training.nbsvm import NbsvmConfig, fit_ngram_coefficients, ngram_logits
 from training.preprocessing import SequenceSpec, Side, TextPreprocessor
 from training.pretrain import PretrainConfig, pretrain_embeddings
 from training.tokenizer import DEFAULT_OOV_TOKEN, Tokenizer
@@ -93,6 +94,29 @@ def order_labels(labels: Sequence[str], preferred: Sequence[str] | None = None) 
     return sorted(present)
 
 
+@dataclass
+class PreparedData:
+    """The labelled data as the model sees it: label order, texts to fit on, label ids."""
+
+    label_order: list[str]
+    train_set: Dataset  # as read (tokenizer, pre-training and fingerprints see this)
+    fit_set: Dataset  # what the model fits on: train_set plus any snippets
+    validation_set: Dataset
+    y_fit: np.ndarray
+    y_val: np.ndarray
+
+
+@dataclass
+class FittedModel:
+    """The servable model, its validation probabilities and what the fit recorded."""
+
+    model: Any
+    val_probabilities: np.ndarray
+    history: dict[str, list[float]]
+    metrics: dict[str, Any] = field(default_factory=dict)
+    members: int = 1
+
+
 def train(
     train_set: Dataset,
     validation_set: Dataset,
@@ -106,72 +130,170 @@ def train(
     baseline: bool = False,
     pretrain_texts: Sequence[str] | None = None,
     pretrain_config: PretrainConfig | None = None,
+    nbsvm_config: NbsvmConfig | None = None,
 ) -> TrainResult:
     """Train on ``train_set``, select on ``validation_set``, write the bundle to ``out_dir``.
 
-    With ``pretrain_texts`` (unlabelled), the embedding starts from word2vec vectors learned on
-    them and the training texts (never the validation texts).
+    The stages, each a function below: labels and data, tokenizer, pre-training (word2vec on
+    ``pretrain_texts`` plus the training texts, never the validation texts), fitting (one
+    model or an ensemble), the NB-SVM n-gram branch, scoring (with the TF-IDF baseline on the
+    same split), and the bundle with its reports.
     """
     import keras
 
     config = config or TrainConfig()
+    nbsvm_config = nbsvm_config or NbsvmConfig()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(config.seed)
     started = time.perf_counter()
 
+    data = prepare_data(train_set, validation_set, config, label_names)
+    preprocessor = fit_preprocessor(train_set.texts, config)
+    model_config = ModelConfig(
+        vocabulary_size=preprocessor.tokenizer.vocabulary_size,
+        num_classes=len(data.label_order),
+        **dict(model_options or {}),
+    )
+    embedding_weights, pretraining = pretrain(
+        pretrain_texts,
+        train_set.texts,
+        preprocessor.tokenizer,
+        model_config,
+        pretrain_config,
+        seed=config.seed,
+    )
+    fitted = fit_models(
+        data, preprocessor, model_config, embedding_weights, config=config, out_dir=out_dir
+    )
+    if nbsvm_config.buckets > 0:
+        fitted = add_ngram_evidence(fitted, data, preprocessor, nbsvm_config, seed=config.seed)
+    train_seconds = time.perf_counter() - started
+
+    report = classification_report(data.label_order, data.y_val, fitted.val_probabilities)
+    report["data"] = validation_set.source
+    metrics: dict[str, Any] = {
+        "validation": {k: report[k] for k in ("accuracy", "macro_f1", "roc_auc", "count")},
+        "validation_split": validation_set.source,
+        "epochs_run": len(fitted.history.get("loss", [])),
+        "train_seconds": round(train_seconds, 1),
+        **fitted.metrics,
+    }
+    if pretraining:
+        metrics["pretraining"] = pretraining
+    if baseline:
+        from training.baseline import tfidf_baseline
+
+        metrics["baseline"] = tfidf_baseline(train_set, validation_set)
+        log.info("TF-IDF baseline: val accuracy %.4f", metrics["baseline"]["accuracy"])
+    log.info("validation accuracy %.4f (%d texts)", report["accuracy"], report["count"])
+
+    metadata = write_bundle(
+        out_dir,
+        fitted,
+        preprocessor,
+        data,
+        {
+            "name": name,
+            "version": version or new_version(),
+            "architecture": {
+                "config": model_config.to_dict(),
+                "ensemble": fitted.members,
+                "nbsvm": asdict(nbsvm_config),
+            },
+            "training": asdict(config),
+            "metrics": metrics,
+            "label_names": dict(label_names or {}),
+        },
+    )
+    write_report(report, out_dir)
+    if (out_dir / HISTORY_FILE).exists():
+        plot_history(out_dir / HISTORY_FILE, out_dir / CURVES_FILE)
+    return TrainResult(out_dir, metadata, report, fitted.history)
+
+
+def prepare_data(
+    train_set: Dataset,
+    validation_set: Dataset,
+    config: TrainConfig,
+    label_names: Mapping[str, str] | None,
+) -> PreparedData:
+    """Fix the output label order, add snippets, and turn labels into ids."""
     # label_names (raw -> display) was applied by the reader; its order is the output order.
     label_order = order_labels(
         train_set.labels, list(label_names.values()) if label_names else None
     )
-    # What the model fits on; the tokenizer, pre-training and fingerprints see the data as read.
     fit_set = with_snippets(train_set, config.snippets, seed=config.seed)
-    y_train = label_ids(fit_set, label_order)
-    y_val = label_ids(validation_set, label_order)
     log.info("train: %s", summarize(train_set))
     if len(fit_set) > len(train_set):
         log.info("fitting on %d texts + %d snippets", len(train_set), len(fit_set) - len(train_set))
     log.info("validation: %s", summarize(validation_set))
-
-    tokenizer = Tokenizer.fit(
-        train_set.texts, num_words=config.num_words, oov_token=config.oov_token
+    return PreparedData(
+        label_order,
+        train_set,
+        fit_set,
+        validation_set,
+        label_ids(fit_set, label_order),
+        label_ids(validation_set, label_order),
     )
-    spec = SequenceSpec(config.maxlen, config.padding, config.truncating)
-    preprocessor = TextPreprocessor(tokenizer, spec)
+
+
+def fit_preprocessor(texts: Sequence[str], config: TrainConfig) -> TextPreprocessor:
+    """Fit the tokenizer on the training texts; pair it with the sequence spec."""
+    tokenizer = Tokenizer.fit(texts, num_words=config.num_words, oov_token=config.oov_token)
     log.info(
         "tokenizer: %d words seen, %d ids used",
         len(tokenizer.word_index),
         tokenizer.vocabulary_size,
     )
-
-    model_config = ModelConfig(
-        vocabulary_size=tokenizer.vocabulary_size,
-        num_classes=len(label_order),
-        **dict(model_options or {}),
+    return TextPreprocessor(
+        tokenizer, SequenceSpec(config.maxlen, config.padding, config.truncating)
     )
-    pretraining: dict[str, Any] = {}
-    embedding_weights = None
-    if pretrain_texts is not None:
-        pretrain_config = pretrain_config or PretrainConfig()
-        embedding_weights, stats = pretrain_embeddings(
-            [*pretrain_texts, *train_set.texts],
-            tokenizer,
-            model_config.embedding_dim,
-            config=pretrain_config,
-            seed=config.seed,
-        )
-        pretraining = {"word2vec": asdict(pretrain_config), **stats}
+
+
+def pretrain(
+    unlabelled: Sequence[str] | None,
+    train_texts: Sequence[str],
+    tokenizer: Tokenizer,
+    model_config: ModelConfig,
+    config: PretrainConfig | None,
+    *,
+    seed: int,
+) -> tuple[Any, dict[str, Any]]:
+    """Return word2vec embedding weights (or None) and what pre-training recorded."""
+    if unlabelled is None:
+        return None, {}
+    config = config or PretrainConfig()
+    weights, stats = pretrain_embeddings(
+        [*unlabelled, *train_texts], tokenizer, model_config.embedding_dim, config=config, seed=seed
+    )
+    return weights, {"word2vec": asdict(config), **stats}
+
+
+def fit_models(
+    data: PreparedData,
+    preprocessor: TextPreprocessor,
+    model_config: ModelConfig,
+    embedding_weights: Any,
+    *,
+    config: TrainConfig,
+    out_dir: Path,
+) -> FittedModel:
+    """Fit one model, or ``config.ensemble`` seeds served as their mean; score each on val."""
+    import keras
+
     val_batches = BucketedBatches(
-        preprocessor.encode(validation_set.texts),
-        y_val,
+        preprocessor.encode(data.validation_set.texts),
+        data.y_val,
         preprocessor,
         batch_size=config.batch_size * 4,
         shuffle=False,
     )
-    encoded_train = preprocessor.encode(fit_set.texts)
+    encoded_fit = preprocessor.encode(data.fit_set.texts)
     members: list[Any] = []
     member_accuracy: list[float] = []
     history: dict[str, list[float]] = {}
+    probabilities = np.zeros((0, 0))
     for index in range(config.ensemble):
         seed = config.seed + index  # each member: its own initialization and batch order
         keras.utils.set_random_seed(seed)
@@ -181,8 +303,8 @@ def train(
         if index == 0:
             member.summary(print_fn=lambda line, *_, **__: log.info("%s", line))
         train_batches = BucketedBatches(
-            encoded_train,
-            y_train,
+            encoded_fit,
+            data.y_fit,
             preprocessor,
             batch_size=config.batch_size,
             shuffle=True,
@@ -191,71 +313,111 @@ def train(
         fitted = _fit(member, config, train_batches, val_batches, out_dir=out_dir, index=index)
         if index == 0:  # the first model's epochs are the bundle's history
             history = fitted
-        member_probabilities = predict_probabilities(member, preprocessor, validation_set.texts)
-        member_accuracy.append(float(np.mean(member_probabilities.argmax(axis=1) == y_val)))
+        probabilities = predict_probabilities(member, preprocessor, data.validation_set.texts)
+        member_accuracy.append(float(np.mean(probabilities.argmax(axis=1) == data.y_val)))
         log.info("model %d: validation accuracy %.4f", index + 1, member_accuracy[-1])
         members.append(member)
-    model = members[0] if len(members) == 1 else average_members(members, model_config)
-    summary_lines: list[str] = []
-    model.summary(print_fn=lambda line, *_, **__: summary_lines.append(line))
-    train_seconds = time.perf_counter() - started
-
-    probabilities = (
-        member_probabilities  # the one model, already scored on the validation set
-        if len(members) == 1
-        else predict_probabilities(model, preprocessor, validation_set.texts)
-    )
-    report = classification_report(label_order, y_val, probabilities)
-    report["data"] = validation_set.source
-    metrics: dict[str, Any] = {
-        "validation": {k: report[k] for k in ("accuracy", "macro_f1", "roc_auc", "count")},
-        "epochs_run": len(history.get("loss", [])),
-        "train_seconds": round(train_seconds, 1),
-    }
-    if pretraining:
-        metrics["pretraining"] = pretraining
-    if len(members) > 1:
-        metrics["ensemble_members_val_accuracy"] = [round(a, 4) for a in member_accuracy]
-    if baseline:
-        from training.baseline import tfidf_baseline
-
-        metrics["baseline"] = tfidf_baseline(train_set, validation_set)
-        log.info("TF-IDF baseline: val accuracy %.4f", metrics["baseline"]["accuracy"])
-    log.info("validation accuracy %.4f (%d texts)", report["accuracy"], report["count"])
-
-    metadata = save_bundle(
-        out_dir,
+    if len(members) == 1:
+        return FittedModel(members[0], probabilities, history)
+    model = average_members(members, model_config)
+    return FittedModel(
         model,
-        tokenizer,
+        predict_probabilities(model, preprocessor, data.validation_set.texts),
+        history,
+        {"ensemble_members_val_accuracy": [round(a, 4) for a in member_accuracy]},
+        members=len(members),
+    )
+
+
+def add_ngram_evidence(
+    fitted: FittedModel,
+    data: PreparedData,
+    preprocessor: TextPreprocessor,
+    config: NbsvmConfig,
+    *,
+    seed: int,
+) -> FittedModel:
+    """Fit NB-SVM on the training texts' ids and add its logit to the model's (binary only)."""
+    import keras
+
+    from training.layers import LogitBlend, NgramLogit
+
+    if len(data.label_order) != 2:
+        raise ConfigError("--nb-buckets needs binary labels (NB-SVM compares two classes)")
+    vocabulary_size = preprocessor.tokenizer.vocabulary_size
+    started = time.perf_counter()
+    coefficients = fit_ngram_coefficients(
+        preprocessor.encode(data.fit_set.texts), data.y_fit, vocabulary_size, config, seed=seed
+    )
+    token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+    rnn = keras.Model(fitted.model.input, fitted.model.output, name="rnn")(token_ids)
+    branch = NgramLogit(vocabulary_size, config.buckets, name="ngram_logit")
+    evidence = branch(token_ids)
+    branch.coefficients.assign(coefficients.weights)
+    branch.bias.assign(coefficients.bias)
+    output = LogitBlend(config.weight, name="blend")([rnn, evidence])
+    model = keras.Model(token_ids, output, name=f"{fitted.model.name}_nbsvm")
+
+    val_encoded = preprocessor.encode(data.validation_set.texts)
+    nb_alone = ngram_logits(val_encoded, coefficients, vocabulary_size) > 0
+    probabilities = predict_probabilities(model, preprocessor, data.validation_set.texts)
+    rnn_accuracy = float(np.mean(fitted.val_probabilities.argmax(axis=1) == data.y_val))
+    metrics = {
+        **fitted.metrics,
+        "rnn_val_accuracy": round(rnn_accuracy, 4),
+        "nbsvm_val_accuracy": round(float(np.mean(nb_alone == data.y_val)), 4),
+        "nbsvm_fit_seconds": round(time.perf_counter() - started, 1),
+    }
+    log.info(
+        "NB-SVM branch: alone %.4f, RNN alone %.4f, blended (weight %g) %.4f on validation",
+        metrics["nbsvm_val_accuracy"],
+        rnn_accuracy,
+        config.weight,
+        float(np.mean(probabilities.argmax(axis=1) == data.y_val)),
+    )
+    return FittedModel(model, probabilities, fitted.history, metrics, fitted.members)
+
+
+def write_bundle(
+    out_dir: Path,
+    fitted: FittedModel,
+    preprocessor: TextPreprocessor,
+    data: PreparedData,
+    fields: dict[str, Any],
+) -> BundleMetadata:
+    """Save model, tokenizer and metadata (with the model summary and data fingerprints)."""
+    summary_lines: list[str] = []
+    fitted.model.summary(print_fn=lambda line, *_, **__: summary_lines.append(line))
+    spec = preprocessor.spec
+    architecture = {
+        **fields["architecture"],
+        "parameters": int(fitted.model.count_params()),
+        "summary": summary_lines,
+    }
+    return save_bundle(
+        out_dir,
+        fitted.model,
+        preprocessor.tokenizer,
         {
-            "name": name,
-            "version": version or new_version(),
+            "name": fields["name"],
+            "version": fields["version"],
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "labels": label_order,
+            "labels": data.label_order,
             "maxlen": spec.maxlen,
             "padding": spec.padding,
             "truncating": spec.truncating,
-            "vocabulary_size": tokenizer.vocabulary_size,
-            "architecture": {
-                "config": model_config.to_dict(),
-                "ensemble": len(members),
-                "parameters": int(model.count_params()),
-                "summary": summary_lines,
-            },
-            "training": asdict(config),
+            "vocabulary_size": preprocessor.tokenizer.vocabulary_size,
+            "architecture": architecture,
+            "training": fields["training"],
             "data": {
-                "train": _data_info(train_set),
-                "validation": _data_info(validation_set),
-                "label_names": dict(label_names or {}),
+                "train": _data_info(data.train_set),
+                "validation": _data_info(data.validation_set),
+                "label_names": fields["label_names"],
             },
             "versions": _library_versions(),
-            "metrics": metrics,
+            "metrics": fields["metrics"],
         },
     )
-    write_report(report, out_dir)
-    if (out_dir / HISTORY_FILE).exists():
-        plot_history(out_dir / HISTORY_FILE, out_dir / CURVES_FILE)
-    return TrainResult(out_dir, metadata, report, history)
 
 
 def _fit(

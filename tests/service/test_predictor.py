@@ -19,8 +19,9 @@ from training.bundle import load_bundle
 TEXTS = [text for text, _ in make_reviews(40, seed=5)] + ["", "<br />", "unseen words only"]
 
 
-# The plain RNN bundle, and one with every optional part (pre-trained embedding, n-gram branch).
-BUNDLES = ["tiny_bundle", "tiny_hybrid_bundle"]
+# The plain RNN bundle, one with every optional part (pre-trained embedding, n-gram branch),
+# and one with the NB-SVM branch blended in.
+BUNDLES = ["tiny_bundle", "tiny_hybrid_bundle", "tiny_nbsvm_bundle"]
 
 
 @pytest.fixture(
