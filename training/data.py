@@ -11,7 +11,7 @@ import random
 import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from training import aclimdb
@@ -34,22 +34,29 @@ _DIALECTS = {"csv": csv.excel, "tsv": csv.excel_tab}
 # Bump when the digest layout changes, so old and new fingerprints can never collide.
 _FINGERPRINT_VERSION = b"training.data.fingerprint/v1\n"
 
-# (file the row came from, 1-based line or None, raw text value, raw label value)
-_Row = tuple[str, int | None, object, object]
+# (file the row came from, 1-based line or None, raw text value, raw label value, raw group)
+_Row = tuple[str, int | None, object, object, object]
 
 
 @dataclass(frozen=True)
 class Dataset:
-    """Texts with one label each, in file order, and the path they were read from."""
+    """Texts with one label each, in file order, and the path they were read from.
+
+    ``groups``, when read with a group column, holds each text's group (e.g. the movie a review
+    is about); ``split_dataset`` then keeps every group on one side of the split.
+    """
 
     texts: list[str]
     labels: list[str]
     source: str
+    groups: list[str] | None = field(default=None, kw_only=True)
 
     def __post_init__(self) -> None:
-        """Reject texts and labels that do not pair up."""
+        """Reject texts, labels and groups that do not pair up."""
         if len(self.texts) != len(self.labels):
             raise ValueError(f"{len(self.texts)} texts but {len(self.labels)} labels")
+        if self.groups is not None and len(self.groups) != len(self.texts):
+            raise ValueError(f"{len(self.texts)} texts but {len(self.groups)} groups")
 
     def __len__(self) -> int:
         """Return the number of examples."""
@@ -63,30 +70,40 @@ def read_labelled(
     label_column: str = "label",
     split: str = "train",
     label_names: Mapping[str, str] | None = None,
+    group_column: str | None = None,
 ) -> Dataset:
-    """Read texts and labels from a csv/tsv/jsonl file (maybe gzipped) or the aclImdb release."""
+    """Read texts and labels from a csv/tsv/jsonl file (maybe gzipped) or the aclImdb release.
+
+    With ``group_column``, each row's value of that column (or JSON key) becomes its group in
+    ``Dataset.groups``; every row must have one.
+    """
     source = _existing(path)
     rows: Iterable[_Row]
     if source.is_dir() or aclimdb.is_archive(source):
+        if group_column is not None:
+            raise DataError(source, f"group column {group_column!r} needs a csv/tsv/jsonl file")
         # split only means something for aclImdb; the other formats hold a single split per file.
         rows = (
-            (review.name, None, _decode(review.raw, review.name), review.label)
+            (review.name, None, _decode(review.raw, review.name), review.label, None)
             for review in aclimdb.read_reviews(source, split)
         )
     else:
         hint = ", each optionally gzipped, an aclImdb folder or aclImdb_v1.tar.gz"
         kind = _format(source, ("csv", "tsv", "jsonl"), hint)
+        columns = [text_column, label_column] + ([] if group_column is None else [group_column])
         rows = (
-            (str(source), line, text, label)
-            for line, (text, label) in _table_rows(source, kind, (text_column, label_column))
+            (str(source), line, values[0], values[1], values[2] if len(values) > 2 else None)
+            for line, values in _table_rows(source, kind, columns)
         )
-    texts, labels = [], []
-    for where, line, text, label in rows:
+    texts, labels, groups = [], [], []
+    for where, line, text, label, group in rows:
         texts.append(_text(text, where, line))
         labels.append(_label(label, where, line, label_names))
+        if group_column is not None:
+            groups.append(_value(group, where, line, f"group {group_column!r}"))
     if not texts:
         raise DataError(source, "no rows (empty dataset)")
-    return Dataset(texts, labels, str(source))
+    return Dataset(texts, labels, str(source), groups=None if group_column is None else groups)
 
 
 def read_texts(path: str | Path, *, text_column: str = "text") -> list[str]:
@@ -109,9 +126,9 @@ def fingerprint(dataset: Dataset) -> str:
     """Return a sha256 hex digest of the texts and labels, in order, ignoring the source."""
     digest = hashlib.sha256(_FINGERPRINT_VERSION)
     for text, label in zip(dataset.texts, dataset.labels, strict=True):
-        for field in (text, label):
+        for value in (text, label):
             # JSON may smuggle in lone surrogates; hash them rather than crash on them.
-            data = field.encode("utf-8", "surrogatepass")
+            data = value.encode("utf-8", "surrogatepass")
             # Length prefixes keep ("ab", "c") and ("a", "bc") apart.
             digest.update(len(data).to_bytes(8, "big"))
             digest.update(data)
@@ -119,30 +136,86 @@ def fingerprint(dataset: Dataset) -> str:
 
 
 def split_dataset(dataset: Dataset, fraction: float, *, seed: int = 0) -> tuple[Dataset, Dataset]:
-    """Hold out about fraction of each label's examples; return (rest, held out)."""
+    """Hold out about fraction of the examples; return (rest, held out).
+
+    Without groups, the split is stratified: about fraction of each label's examples. With
+    ``dataset.groups``, whole groups are held out (no group on both sides), chosen at random
+    until the held-out part is as close as they allow to fraction of each label's examples.
+    """
     if not 0 < fraction < 1:
         raise ConfigError(f"validation fraction must be between 0 and 1, got {fraction}")
-    by_label: dict[str, list[int]] = {}
-    for index, label in enumerate(dataset.labels):
-        by_label.setdefault(label, []).append(index)
     rng = random.Random(seed)
+    if dataset.groups is None:
+        held = _stratified_held(dataset.labels, fraction, rng)
+        too_few = f"too few rows ({len(dataset)})"
+    else:
+        held = _grouped_held(dataset.labels, dataset.groups, fraction, rng)
+        too_few = f"too few groups ({len(set(dataset.groups))})"
+    if not held or len(held) == len(dataset):
+        raise DataError(dataset.source, f"{too_few} to hold out {fraction:.0%}")
+
+    def part(keep: bool) -> Dataset:
+        # Both parts keep file order; shuffling for training is the trainer's business.
+        chosen = [i for i in range(len(dataset)) if (i in held) == keep]
+        groups = dataset.groups
+        return Dataset(
+            [dataset.texts[i] for i in chosen],
+            [dataset.labels[i] for i in chosen],
+            dataset.source,
+            groups=None if groups is None else [groups[i] for i in chosen],
+        )
+
+    return part(False), part(True)
+
+
+def _stratified_held(labels: Sequence[str], fraction: float, rng: random.Random) -> set[int]:
+    """Return the indexes of about fraction of each label's examples."""
+    by_label: dict[str, list[int]] = {}
+    for index, label in enumerate(labels):
+        by_label.setdefault(label, []).append(index)
     held: set[int] = set()
     # Per label, so a skewed dataset keeps its class balance in both parts.
     for label in sorted(by_label):
         indexes = by_label[label]
         rng.shuffle(indexes)
         held.update(indexes[: round(len(indexes) * fraction)])
-    if not held or len(held) == len(dataset):
-        raise DataError(dataset.source, f"too few rows ({len(dataset)}) to hold out {fraction:.0%}")
+    return held
 
-    def part(keep: bool) -> Dataset:
-        # Both parts keep file order; shuffling for training is the trainer's business.
-        chosen = [i for i in range(len(dataset)) if (i in held) == keep]
-        return Dataset(
-            [dataset.texts[i] for i in chosen], [dataset.labels[i] for i in chosen], dataset.source
-        )
 
-    return part(False), part(True)
+def _grouped_held(
+    labels: Sequence[str], groups: Sequence[str], fraction: float, rng: random.Random
+) -> set[int]:
+    """Return the indexes of whole groups making up about fraction of each label's examples."""
+    members: dict[str, list[int]] = {}
+    for index, group in enumerate(groups):
+        members.setdefault(group, []).append(index)
+    counts = {group: Counter(labels[i] for i in indexes) for group, indexes in members.items()}
+    # Targets per label keep the class balance; their sum is the requested size.
+    wanted = {label: count * fraction for label, count in Counter(labels).items()}
+    have = dict.fromkeys(wanted, 0)
+    order = sorted(members)  # sorted first: the same seed gives the same split in any row order
+    rng.shuffle(order)
+    held: set[str] = set()
+    # Local search: move a group across whenever that brings the held-out label counts closer to
+    # their targets (squared error), until no single move helps. A first pass alone overshoots
+    # once early groups have filled the targets. Every move lowers the error by more than float
+    # noise (a neutral move could otherwise flip back and forth), so this ends.
+    moved = True
+    while moved:
+        moved = False
+        for group in order:
+            sign = -1 if group in held else 1
+            change = sum(
+                (have[label] + sign * count - wanted[label]) ** 2
+                - (have[label] - wanted[label]) ** 2
+                for label, count in counts[group].items()
+            )
+            if change < -1e-9:
+                moved = True
+                held.symmetric_difference_update({group})
+                for label, count in counts[group].items():
+                    have[label] += sign * count
+    return {index for group in held for index in members[group]}
 
 
 def summarize(dataset: Dataset) -> dict[str, int]:
@@ -264,24 +337,30 @@ def _text(value: object, where: str, line: int | None) -> str:
 
 def _label(value: object, where: str, line: int | None, names: Mapping[str, str] | None) -> str:
     """Normalize a raw label to a string, then map it through names when given."""
-    if value is None:
-        raise DataError(where, "missing label (null)", line)
-    # bool is an int subclass, but true/false as a class label is almost surely a mistake.
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise DataError(
-            where, f"label must be a string or integer, found {_json_type(value)}", line
-        )
-    if isinstance(value, float) and not value.is_integer():
-        raise DataError(where, f"label must be a string or integer, found {value!r}", line)
-    label = value.strip() if isinstance(value, str) else str(int(value))
-    if not label:
-        raise DataError(where, "empty label", line)
+    label = _value(value, where, line, "label")
     if names is None:
         return label
     if label not in names:
         expected = ", ".join(repr(name) for name in names)
         raise DataError(where, f"unknown label {label!r} (expected one of {expected})", line)
     return names[label]
+
+
+def _value(value: object, where: str, line: int | None, what: str) -> str:
+    """Normalize a raw label or group (a string or integer) to a non-empty string."""
+    if value is None:
+        raise DataError(where, f"missing {what} (null)", line)
+    # bool is an int subclass, but true/false as a class label is almost surely a mistake.
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise DataError(
+            where, f"{what} must be a string or integer, found {_json_type(value)}", line
+        )
+    if isinstance(value, float) and not value.is_integer():
+        raise DataError(where, f"{what} must be a string or integer, found {value!r}", line)
+    text = value.strip() if isinstance(value, str) else str(int(value))
+    if not text:
+        raise DataError(where, f"empty {what}", line)
+    return text
 
 
 def _json_type(value: object) -> str:

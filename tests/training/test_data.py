@@ -6,6 +6,7 @@ import gzip
 import io
 import json
 import pickle
+import random
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -489,3 +490,150 @@ def test_split_dataset_needs_enough_rows() -> None:
     with pytest.raises(DataError) as caught:
         split_dataset(Dataset(["a", "b"], ["0", "1"], "tiny.csv"), 0.1)
     assert_error(caught.value, "tiny.csv", None, "too few rows (2) to hold out 10%")
+
+
+# --- grouped validation split (--group-column) ----------------------------------------------
+
+
+def grouped_dataset(groups: int = 120, seed: int = 0) -> Dataset:
+    """Reviews of many movies, 1-30 each, each movie leaning positive or negative (as IMDB)."""
+    rng = random.Random(seed)
+    texts, labels, movies = [], [], []
+    for movie in range(groups):
+        lean = rng.random()
+        for review in range(rng.randint(1, 30)):
+            texts.append(f"movie {movie} review {review}")
+            labels.append("1" if rng.random() < lean else "0")
+            movies.append(f"tt{movie:07d}")
+    return Dataset(texts, labels, "reviews.jsonl", groups=movies)
+
+
+def test_read_labelled_carries_groups(tmp_path: Path) -> None:
+    csv_path = write(tmp_path / "data.csv", "text,label,movie\nGood.,1,tt1\nBad.,0, tt2 \n")
+    jsonl_path = write(
+        tmp_path / "data.jsonl",
+        jsonl(
+            {"text": "Good.", "label": 1, "movie": "tt1"},
+            {"text": "Bad.", "label": 0, "movie": "tt2"},
+        ),
+    )
+    tsv_path = write(tmp_path / "data.tsv", "movie\ttext\tlabel\ntt1\tGood.\t1\ntt2\tBad.\t0\n")
+    for path in (csv_path, jsonl_path, tsv_path):
+        dataset = read_labelled(path, group_column="movie")
+        assert dataset.groups == ["tt1", "tt2"]
+        assert (dataset.texts, dataset.labels) == (["Good.", "Bad."], ["1", "0"])
+        # The group is not part of the data's identity: same fingerprint as without it.
+        assert fingerprint(dataset) == fingerprint(read_labelled(path))
+    numbered = write(
+        tmp_path / "ids.jsonl",
+        jsonl({"text": "a", "label": 1, "movie": 17}, {"text": "b", "label": 0, "movie": 17.0}),
+    )
+    assert read_labelled(numbered, group_column="movie").groups == ["17", "17"]
+
+
+def test_default_read_has_no_groups(tmp_path: Path) -> None:
+    path = write(tmp_path / "data.csv", "text,label,movie\nGood.,1,tt1\n")
+    assert read_labelled(path).groups is None
+    assert read_labelled(path) == Dataset(["Good."], ["1"], str(path))
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "line", "reason"),
+    [
+        (
+            "data.jsonl",
+            jsonl({"text": "a", "label": 1, "movie": "tt1"}, {"text": "b", "label": 0}),
+            2,
+            "missing column 'movie'",
+        ),
+        ("data.csv", "text,label\na,1\n", 1, "missing column 'movie' (header has 'text', 'label')"),
+        ("data.csv", "text,label,movie\na,1,tt1\nb,0,\n", 3, "empty group 'movie'"),
+        ("data.tsv", "text\tlabel\tmovie\na\t1\t \n", 2, "empty group 'movie'"),
+        (
+            "data.jsonl",
+            jsonl({"text": "a", "label": 1, "movie": None}),
+            1,
+            "missing group 'movie' (null)",
+        ),
+        (
+            "data.jsonl",
+            jsonl({"text": "a", "label": 1, "movie": ["tt1"]}),
+            1,
+            "group 'movie' must be a string or integer, found array",
+        ),
+    ],
+)
+def test_group_column_errors(
+    tmp_path: Path, name: str, content: str, line: int | None, reason: str
+) -> None:
+    path = write(tmp_path / name, content)
+    with pytest.raises(DataError) as caught:
+        read_labelled(path, group_column="movie")
+    assert_error(caught.value, path, line, reason)
+
+
+def test_group_column_is_an_error_for_aclimdb(tmp_path: Path) -> None:
+    folder = make_tree(tmp_path, REVIEWS)
+    with pytest.raises(DataError) as caught:
+        read_labelled(folder, group_column="movie")
+    assert_error(caught.value, folder, None, "group column 'movie' needs a csv/tsv/jsonl file")
+
+
+def test_dataset_rejects_unpaired_groups() -> None:
+    with pytest.raises(ValueError, match="2 texts but 1 groups"):
+        Dataset(["a", "b"], ["1", "0"], "x", groups=["g"])
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.2, 0.5])
+def test_grouped_split_keeps_groups_whole_and_the_fraction(fraction: float) -> None:
+    dataset = grouped_dataset()
+    assert dataset.groups is not None
+    rest, held = split_dataset(dataset, fraction, seed=3)
+    assert rest.groups is not None
+    assert held.groups is not None
+    assert not set(rest.groups) & set(held.groups)  # no movie on both sides
+    assert set(rest.groups) | set(held.groups) == set(dataset.groups)
+    assert sorted(rest.texts + held.texts) == sorted(dataset.texts)
+    # Each part keeps file order, and its groups stay paired with its texts.
+    assert rest.texts == sorted(rest.texts, key=dataset.texts.index)
+    assert held.texts == sorted(held.texts, key=dataset.texts.index)
+    pairs = set(zip(dataset.texts, dataset.groups, strict=True))
+    assert set(zip(held.texts, held.groups, strict=True)) <= pairs
+    # The largest group has 30 rows, so the size can miss by a few rows; far less in practice.
+    assert abs(len(held) - fraction * len(dataset)) <= 10
+    for label, count in summarize(dataset).items():
+        assert abs(summarize(held).get(label, 0) - fraction * count) <= 10
+
+
+def test_grouped_split_is_deterministic_with_the_seed() -> None:
+    dataset = grouped_dataset()
+    rest, held = split_dataset(dataset, 0.2, seed=7)
+    assert split_dataset(dataset, 0.2, seed=7) == (rest, held)
+    assert set(split_dataset(dataset, 0.2, seed=8)[1].groups or []) != set(held.groups or [])
+    # The held-out groups depend on the seed, not on the order the rows come in.
+    assert dataset.groups is not None
+    backwards = Dataset(
+        dataset.texts[::-1], dataset.labels[::-1], dataset.source, groups=dataset.groups[::-1]
+    )
+    assert set(split_dataset(backwards, 0.2, seed=7)[1].texts) == set(held.texts)
+
+
+def test_default_split_ignores_groups_it_was_not_given() -> None:
+    dataset = grouped_dataset()
+    plain = Dataset(dataset.texts, dataset.labels, dataset.source)
+    rest, held = split_dataset(plain, 0.2, seed=7)
+    assert rest.groups is None
+    assert held.groups is None
+    movie = {text: text.split(" review ")[0] for text in dataset.texts}
+    # A stratified row sample puts reviews of the same movie on both sides: what groups prevent.
+    assert {movie[t] for t in rest.texts} & {movie[t] for t in held.texts}
+    # Stratified exactly as before: round(fraction * count) of each label.
+    for label, count in summarize(plain).items():
+        assert summarize(held)[label] == round(0.2 * count)
+
+
+def test_grouped_split_needs_two_groups() -> None:
+    dataset = Dataset(["a", "b", "c", "d"], ["0", "1", "0", "1"], "one.csv", groups=["m"] * 4)
+    with pytest.raises(DataError) as caught:
+        split_dataset(dataset, 0.5)
+    assert_error(caught.value, "one.csv", None, "too few groups (1) to hold out 50%")
