@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,13 @@ def build_train_parser() -> argparse.ArgumentParser:
         type=float,
         default=0.1,
         help="fraction of --train held out when --val is not given",
+    )
+    data.add_argument(
+        "--group-column",
+        metavar="NAME",
+        help="with --val-split: hold out whole groups of --train rows sharing this column/key "
+        "(e.g. movie: no movie on both sides, as in a real test set) instead of a stratified "
+        "sample of rows",
     )
     data.add_argument(
         "--download-aclimdb",
@@ -249,11 +257,24 @@ def _train(args: argparse.Namespace) -> None:
         "label_column": args.label_column,
         "label_names": args.label_names,
     }
-    train_set = read_labelled(train_path, **read)
     if args.val:
+        if args.group_column:
+            log.warning("--group-column %s ignored: --val is given", args.group_column)
+        train_set = read_labelled(train_path, **read)
         val_set = read_labelled(args.val, **read)
     else:
+        train_set = read_labelled(train_path, **read, group_column=args.group_column or None)
         train_set, val_set = split_dataset(train_set, args.val_split, seed=args.seed)
+        if val_set.groups is not None and train_set.groups is not None:
+            log.info(
+                "validation: %d rows of %d %s groups held out (%d groups left for training)",
+                len(val_set),
+                len(set(val_set.groups)),
+                args.group_column,
+                len(set(train_set.groups)),
+            )
+            # Groups only decide the split; training does not use them.
+            train_set, val_set = replace(train_set, groups=None), replace(val_set, groups=None)
     config = TrainConfig(
         num_words=args.num_words,
         maxlen=args.maxlen,

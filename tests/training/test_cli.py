@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures import TINY_TRAIN_ARGS, make_reviews
 from training.bundle import read_metadata
-from training.cli import build_train_parser, evaluate_main, train_main
+from training.cli import DATA_ENV, build_train_parser, evaluate_main, train_main
+from training.data import fingerprint, read_labelled, split_dataset
 
 
 def test_evaluate_writes_report_matching_training(
@@ -66,6 +68,7 @@ def test_help_lists_every_group() -> None:
         "--ngram-buckets",
         "--snippets",
         "--ensemble",
+        "--group-column",
     ):
         assert option in text
 
@@ -95,3 +98,59 @@ def test_missing_bundle_is_a_clear_error(
     code = evaluate_main(["--model-dir", str(tmp_path / "none"), "--data", str(tmp_path / "x")])
     assert code == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def write_movie_reviews(path: Path, movies: int = 20, per_movie: int = 6) -> Path:
+    """Write tiny JSONL reviews with a movie key: per_movie reviews (half positive) per movie."""
+    rows = make_reviews(movies * per_movie, seed=4)
+    with path.open("w", encoding="utf-8") as handle:
+        for index, (text, label) in enumerate(rows):
+            record = {"id": f"x/{index}", "movie": f"tt{index // per_movie:07d}", "text": text}
+            handle.write(json.dumps({**record, "label": label}) + "\n")
+    return path
+
+
+def test_group_column_splits_validation_by_movie(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(DATA_ENV, raising=False)  # no default --val: the split is under test
+    data = write_movie_reviews(tmp_path / "train.jsonl")
+    out = tmp_path / "out"
+    code = train_main(
+        [
+            *("--train", str(data), "--out", str(out), "--val-split", "0.25"),
+            *("--group-column", "movie", "--seed", "5"),
+            *TINY_TRAIN_ARGS,
+        ]
+    )
+    assert code == 0
+    # The bundle was trained and selected on exactly the grouped split of the file.
+    names = {"0": "negative", "1": "positive"}
+    grouped = read_labelled(data, label_names=names, group_column="movie")
+    rest, held = split_dataset(grouped, 0.25, seed=5)
+    assert rest.groups is not None
+    assert held.groups is not None
+    assert not set(rest.groups) & set(held.groups)
+    recorded = read_metadata(out).data
+    assert recorded["validation"]["count"] == len(held) == 30
+    assert recorded["validation"]["sha256"] == fingerprint(held)
+    assert recorded["train"]["sha256"] == fingerprint(rest)
+    assert recorded["validation"]["labels"] == {"negative": 15, "positive": 15}
+    # Without --group-column the same seed holds out a stratified sample of rows instead.
+    plain = read_labelled(data, label_names=names)
+    assert fingerprint(split_dataset(plain, 0.25, seed=5)[1]) != fingerprint(held)
+
+
+def test_group_column_missing_is_one_clear_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(DATA_ENV, raising=False)
+    data = tmp_path / "train.jsonl"
+    data.write_text('{"text": "fine", "label": 1, "movie": "tt1"}\n{"text": "ok", "label": 0}\n')
+    code = train_main(
+        ["--train", str(data), "--out", str(tmp_path / "out"), "--group-column", "movie"]
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "train.jsonl:2: missing column 'movie'" in err
+    assert "Traceback" not in err
