@@ -7,12 +7,17 @@ and post padding the result is the same as padding to maxlen.
 
 from __future__ import annotations
 
+import logging
+import time
+import weakref
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
 from training.preprocessing import TextPreprocessor, bucket_for, length_buckets
+
+log = logging.getLogger(__name__)
 
 # Texts are sorted by length inside windows of this many batches: enough to group similar
 # lengths, small enough that the batch order still changes every epoch.
@@ -90,21 +95,70 @@ class BucketedBatches:
 
 
 def predict_probabilities(
-    model: Any, preprocessor: TextPreprocessor, texts: Sequence[str], *, batch_size: int = 256
+    model: Any,
+    preprocessor: TextPreprocessor,
+    texts: Sequence[str],
+    *,
+    batch_size: int = 256,
+    progress: bool = False,
 ) -> np.ndarray:
-    """Return an ``(n, classes)`` array of class probabilities, in the order of ``texts``."""
+    """Return an ``(n, classes)`` array of class probabilities, in the order of ``texts``.
+
+    Batches of similar lengths, each padded only to its bucket, go through the model compiled
+    once into a TensorFlow graph (``compiled_call``): calling the Keras model eagerly runs every
+    recurrent step in Python, ~20x slower. ``progress`` logs texts/s and the time left.
+    """
     encoded = preprocessor.encode(texts)
     batches = BucketedBatches(
         encoded, np.zeros(len(texts)), preprocessor, batch_size=batch_size, shuffle=False
     )
+    call = compiled_call(model)
     outputs = np.zeros((len(texts), 0), dtype=np.float32)
+    started = last_report = time.perf_counter()
+    done = 0
     for index in range(len(batches)):
         ids, _ = batches[index]
-        scores = np.asarray(model(ids, training=False), dtype=np.float32)
+        scores = np.asarray(call(ids), dtype=np.float32)
         if outputs.shape[1] == 0:
             outputs = np.zeros((len(texts), scores.shape[1]), dtype=np.float32)
         outputs[batches.rows(index)] = scores
+        done += len(ids)
+        now = time.perf_counter()
+        if progress and (now - last_report >= PROGRESS_EVERY_S or done == len(texts)):
+            last_report = now
+            rate = done / max(now - started, 1e-9)
+            log.info(
+                "scored %d/%d texts, %.0f texts/s, %.0f s left",
+                done,
+                len(texts),
+                rate,
+                (len(texts) - done) / rate,
+            )
     return to_class_probabilities(outputs)
+
+
+def compiled_call(model: Any) -> Any:
+    """Return ``model`` as a TensorFlow graph on ``(batch, time)`` int32 ids; built once per model.
+
+    One signature with both dimensions open: every batch size and bucket length reuses the
+    same graph (no retracing), and no XLA compile per shape.
+    """
+    call = _COMPILED.get(model)
+    if call is None:
+        import tensorflow as tf
+
+        call = tf.function(
+            lambda ids: model(ids, training=False),
+            input_signature=[tf.TensorSpec(shape=(None, None), dtype=tf.int32)],
+        )
+        _COMPILED[model] = call
+    return call
+
+
+# Compiled graphs by model, dropped with the model.
+_COMPILED: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+# Offline scoring reports its progress at most this often.
+PROGRESS_EVERY_S = 10.0
 
 
 def to_class_probabilities(outputs: np.ndarray) -> np.ndarray:

@@ -84,7 +84,7 @@ def evaluate_bundle(bundle: Bundle, dataset: Dataset, *, batch_size: int = 256) 
     labels = bundle.metadata.labels
     truth = label_ids(dataset, labels)
     probabilities = predict_probabilities(
-        bundle.model, bundle.preprocessor, dataset.texts, batch_size=batch_size
+        bundle.model, bundle.preprocessor, dataset.texts, batch_size=batch_size, progress=True
     )
     report = classification_report(labels, truth, probabilities)
     report["model"] = {"name": bundle.metadata.name, "version": bundle.metadata.version}
