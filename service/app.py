@@ -80,6 +80,7 @@ def create_app(
         warmup_batch_sizes=sorted({1, settings.max_batch_size}),
         xla=settings.xla,
         max_batch_size=settings.max_batch_size,
+        compile_in_background=settings.compile_in_background,
     )
     runtime = Runtime(settings, predictor, metrics or Metrics(), on_broken=on_broken)
     app.extensions[EXTENSION] = runtime

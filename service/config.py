@@ -77,6 +77,11 @@ class Settings(BaseSettings):
     where cuDNN runs the RNN and has no XLA kernel), ``true`` or ``false``. A model XLA cannot
     compile is served on the plain graph, with a log line and ``runtime`` on model_info."""
 
+    compile_in_background: bool = True
+    """Turn ready once the plain graph is warm and compile the XLA shapes in the background,
+    each one serving as soon as it is compiled (cold start in seconds, not minutes); false:
+    compile every shape before /readyz turns 200."""
+
     xla_cache_dir: Path | None = None
     """Where compiled XLA programs are kept, so restarts skip compiling (default: a temp dir)."""
 

@@ -41,6 +41,7 @@ class Predictor:
         warmup_batch_sizes: Sequence[int] = (1, 128),
         xla: bool | Literal["auto"] = False,
         max_batch_size: int = 128,
+        compile_in_background: bool = False,
     ) -> None:
         self.model_dir = model_dir
         self.bucketing = bucketing
@@ -49,12 +50,17 @@ class Predictor:
         self.max_batch_size = max_batch_size
         self.batch_buckets: tuple[int, ...] = (max_batch_size,)
         self.xla_failure: str | None = None  # why XLA was asked for but not used
+        self.compile_in_background = compile_in_background
+        self._graph_call: Any = None
+        self._xla_call: Any = None
+        self._compiled: set[tuple[int, int]] = set()  # shapes the XLA call serves (compiled)
+        self._xla_on_demand = True  # without warm-up, the first call of a shape compiles it
+        self.all_compiled = threading.Event()
         self.intra_op_threads = intra_op_threads
         self.inter_op_threads = inter_op_threads
         self.warmup_batch_sizes = tuple(warmup_batch_sizes)
         self._ready = threading.Event()
         self._bundle: Bundle | None = None
-        self._call: Any = None
         self.buckets: tuple[int, ...] = ()
         self.call_costs = CallCosts(self.batch_buckets, ())
 
@@ -100,6 +106,7 @@ class Predictor:
         if wanted == "auto":
             wanted = not gpu_present(tf)
         self.xla = False
+        self._graph_call = self._build_call(tf, model, jit=False)
         if wanted:
             call = self._build_call(tf, model, jit=True)
             try:
@@ -112,9 +119,7 @@ class Predictor:
                 )
             else:
                 self.xla = True
-                self._call = call
-        if not self.xla:
-            self._call = self._build_call(tf, model, jit=False)
+                self._xla_call = call
         # XLA compiles one program per input shape, so under XLA the batch dimension is padded
         # to a power of two as well: few shapes, at most 2x padded rows.
         self.batch_buckets = (
@@ -138,21 +143,45 @@ class Predictor:
     def _bucketing_is_exact(self) -> bool:
         probe = [list(range(1, 8)), [2, 3]]
         preprocessor = self.bundle.preprocessor
-        short = self.run(preprocessor.pad(probe, bucket_for(7, self.buckets)))
-        full = self.run(preprocessor.pad(probe))
+        short = np.asarray(self._graph_call(preprocessor.pad(probe, bucket_for(7, self.buckets))))
+        full = np.asarray(self._graph_call(preprocessor.pad(probe)))
         return bool(np.max(np.abs(short - full)) <= BUCKET_TOLERANCE)
 
     def _warm_up(self) -> None:
-        # The first call of each shape is 10-50x slower (graph specialization, allocations;
-        # with XLA a ~1 s compile); pay that here, before /readyz says 200, not on a request.
-        sizes = self.batch_buckets if self.xla else self.warmup_batch_sizes
+        # The first call of each shape is 10-50x slower (graph specialization, allocations);
+        # pay that here, before /readyz says 200, not on a request. The plain graph takes any
+        # shape after one trace; XLA compiles each (rows, length) shape anew, ~1 s apiece.
+        self._xla_on_demand = False
         for length in self.buckets:
-            for size in sizes:
-                ids = np.ones((size, length), dtype=np.int32)
-                self.run(ids)  # compiles
-                started = time.perf_counter()
-                self.run(ids)  # the steady-state cost, for planning calls
-                self.call_costs.seconds[(size, length)] = time.perf_counter() - started
+            for size in self.warmup_batch_sizes:
+                self._graph_call(np.ones((size, length), dtype=np.int32))
+        if not self.xla:
+            return
+        # Single texts first (the most common call), then growing batches.
+        shapes = [(size, length) for size in self.batch_buckets for length in self.buckets]
+        if self.compile_in_background:
+            # Serve at once on the graph; each shape moves to XLA as soon as it is compiled.
+            threading.Thread(
+                target=self._compile, args=(shapes,), name="xla-compile", daemon=True
+            ).start()
+        else:
+            self._compile(shapes)
+
+    def _compile(self, shapes: Sequence[tuple[int, int]]) -> None:
+        """Compile and time each XLA shape, then let ``run`` use it."""
+        started = time.perf_counter()
+        for shape in shapes:
+            ids = np.ones(shape, dtype=np.int32)
+            self._xla_call(ids)  # compiles (or loads from the persistent cache)
+            timer = time.perf_counter()
+            self._xla_call(ids)  # the steady-state cost, for planning calls
+            self.call_costs.seconds[shape] = time.perf_counter() - timer
+            self._compiled.add(shape)
+        self.all_compiled.set()
+        log.info(
+            "XLA programs ready",
+            extra={"shapes": len(shapes), "seconds": round(time.perf_counter() - started, 2)},
+        )
 
     @property
     def ready(self) -> bool:
@@ -215,8 +244,10 @@ class Predictor:
         return np.nan_to_num(probabilities, nan=1.0 / probabilities.shape[1])
 
     def run(self, ids: np.ndarray) -> np.ndarray:
-        """Call the compiled model on a padded int32 batch; return its raw outputs."""
-        return np.asarray(self._call(ids), dtype=np.float32)
+        """Call the model on a padded int32 batch (XLA where that shape is compiled)."""
+        use_xla = self.xla and (self._xla_on_demand or ids.shape in self._compiled)
+        call = self._xla_call if use_xla else self._graph_call
+        return np.asarray(call(ids), dtype=np.float32)
 
 
 def gpu_present(tf: Any) -> bool:

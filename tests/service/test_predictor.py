@@ -148,3 +148,25 @@ def test_auto_runtime_is_xla_on_cpu_and_graph_on_gpu(
     loaded = Predictor(tiny_bundle, xla="auto", warmup_batch_sizes=(1,), max_batch_size=4)
     loaded.load(warmup=False)
     assert loaded.runtime_name == expected
+
+
+def test_ready_before_xla_compiles_and_scores_never_change(tiny_bundle: Path) -> None:
+    """Background compilation: serve on the graph at once, move each shape to XLA when ready."""
+    loaded = Predictor(
+        tiny_bundle,
+        xla=True,
+        warmup_batch_sizes=(1, 4),
+        max_batch_size=4,
+        compile_in_background=True,
+    )
+    loaded.load()
+    assert loaded.ready
+    encoded = loaded.encode(TEXTS)
+    early = loaded.predict_encoded(encoded[:4])  # whatever has compiled so far
+    assert loaded.all_compiled.wait(120)
+    assert len(loaded._compiled) == len(loaded.batch_buckets) * len(loaded.buckets)
+    late = loaded.predict_encoded(encoded[:4])
+    np.testing.assert_allclose(early, late, atol=1e-5)
+    bundle = load_bundle(tiny_bundle)
+    expected = predict_probabilities(bundle.model, bundle.preprocessor, TEXTS[:4])[:, 1:]
+    np.testing.assert_allclose(late, expected, atol=1e-5)
