@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +42,43 @@ class Server:
         return self.log_path.read_text(errors="replace")
 
 
+def start_server(
+    model_dir: Path,
+    tmp_path: Path,
+    settings: Mapping[str, str] | None = None,
+    *,
+    extra_env: Mapping[str, str] | None = None,
+) -> Server:
+    """Start `sentiment-serve` on a free port and return at once (the caller stops it)."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "SENTIMENT_MODEL_DIR": str(model_dir),
+        "SENTIMENT_HOST": "127.0.0.1",
+        "SENTIMENT_PORT": str(port),
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        **{f"SENTIMENT_{key.upper()}": value for key, value in (settings or {}).items()},
+        **(extra_env or {}),
+    }
+    log_path = tmp_path / f"server-{port}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen([SERVE], env=env, stdout=log, stderr=subprocess.STDOUT)
+    return Server(process, f"http://127.0.0.1:{port}", log_path)
+
+
+def stop_server(server: Server) -> None:
+    """SIGTERM the server and wait for it (SIGKILL after 40 s)."""
+    process = server.process
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 @contextmanager
 def running_server(
     model_dir: Path, tmp_path: Path, *, ready_timeout: float = 120.0, **settings: str
@@ -51,32 +88,13 @@ def running_server(
     /readyz answers from whichever worker accepts, so 200 proves one worker warm; the workers
     still loading would answer 503. The ready gauge summed over workers says when all are.
     """
-    port = free_port()
-    env = {
-        **os.environ,
-        "SENTIMENT_MODEL_DIR": str(model_dir),
-        "SENTIMENT_HOST": "127.0.0.1",
-        "SENTIMENT_PORT": str(port),
-        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-        **{f"SENTIMENT_{key.upper()}": value for key, value in settings.items()},
-    }
-    log_path = tmp_path / f"server-{port}.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen([SERVE], env=env, stdout=log, stderr=subprocess.STDOUT)
-    server = Server(process, f"http://127.0.0.1:{port}", log_path)
+    server = start_server(model_dir, tmp_path, settings)
     try:
         wait_ready(server, ready_timeout)
         wait_workers_ready(server, int(settings.get("workers", DEFAULT_WORKERS)), ready_timeout)
         yield server
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_server(server)
 
 
 def wait_ready(server: Server, timeout: float) -> None:

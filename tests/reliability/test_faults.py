@@ -26,6 +26,7 @@ from tests.integration.server import (
     free_port,
     metric_sum,
     running_server,
+    start_server,
     wait_workers_ready,
 )
 from tests.reliability.harness import (
@@ -252,27 +253,14 @@ def test_vocabulary_beyond_the_embedding_never_serves(tiny_bundle: Path, tmp_pat
     bundle = tmp_path / "bundle"
     shutil.copytree(tiny_bundle, bundle)
     _rewrite_tokenizer(bundle, extra_words=50)
-    port = free_port()
-    env = {
-        **os.environ,
-        "SENTIMENT_MODEL_DIR": str(bundle),
-        "SENTIMENT_HOST": "127.0.0.1",
-        "SENTIMENT_PORT": str(port),
-        "SENTIMENT_WORKERS": "2",
-        "SENTIMENT_XLA": "false",
-        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
-    }
-    log_path = tmp_path / "server.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen([SERVE], env=env, stdout=log, stderr=subprocess.STDOUT)
+    server = start_server(bundle, tmp_path, {"workers": "2", "xla": "false"})
+    process = server.process
     answers: list[int] = []
     try:
         deadline = time.monotonic() + 90
         while process.poll() is None and time.monotonic() < deadline:
             try:
-                reply = requests.post(
-                    f"http://127.0.0.1:{port}/predict", json={"text": "fun"}, timeout=5
-                )
+                reply = requests.post(f"{server.url}/predict", json={"text": "fun"}, timeout=5)
                 answers.append(reply.status_code)
             except requests.ConnectionError:
                 pass
@@ -282,7 +270,7 @@ def test_vocabulary_beyond_the_embedding_never_serves(tiny_bundle: Path, tmp_pat
         if process.poll() is None:
             process.kill()
             process.wait()
-    output = log_path.read_text(errors="replace")
+    output = server.log()
     report("vocabulary-beyond-embedding", exit=code, answers=sorted(set(answers)))
     # 3 ("Worker failed to boot") or, when both workers fail at once, 1: gunicorn's halt is
     # itself interrupted by the second worker's boot error (a gunicorn limitation).

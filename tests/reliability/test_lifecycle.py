@@ -12,7 +12,6 @@ import os
 import shutil
 import signal
 import socket
-import subprocess
 import threading
 import time
 from collections import Counter
@@ -24,10 +23,10 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.server import (
-    SERVE,
     Server,
-    free_port,
     running_server,
+    start_server,
+    stop_server,
     wait_ready,
     wait_workers_ready,
 )
@@ -157,22 +156,15 @@ def test_ready_pod_serves_from_every_accepting_worker(tiny_bundle: Path, tmp_pat
     inject = tmp_path / "inject"
     inject.mkdir()
     (inject / "sitecustomize.py").write_text(SLOW_SECOND_LOAD)
-    port = free_port()
-    env = {
-        **os.environ,
-        "PYTHONPATH": f"{inject}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-        "SLOW_LOAD_FLAG": str(tmp_path / "first-loaded"),
-        "SENTIMENT_MODEL_DIR": str(tiny_bundle),
-        "SENTIMENT_HOST": "127.0.0.1",
-        "SENTIMENT_PORT": str(port),
-        "SENTIMENT_WORKERS": "2",
-        "SENTIMENT_XLA": "false",
-        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
-    }
-    log_path = tmp_path / "server.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen([SERVE], env=env, stdout=log, stderr=subprocess.STDOUT)
-    server = Server(process, f"http://127.0.0.1:{port}", log_path)
+    server = start_server(
+        tiny_bundle,
+        tmp_path,
+        {"workers": "2", "xla": "false"},
+        extra_env={
+            "PYTHONPATH": f"{inject}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+            "SLOW_LOAD_FLAG": str(tmp_path / "first-loaded"),
+        },
+    )
     try:
         wait_ready(server, 60)
         # Ready: from now on every request must be served, whichever worker takes it.
@@ -184,8 +176,7 @@ def test_ready_pod_serves_from_every_accepting_worker(tiny_bundle: Path, tmp_pat
             statuses[reply.status_code] += 1
         assert statuses == {200: sum(statuses.values())}, statuses
     finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=40)
+        stop_server(server)
 
 
 def _model_versions(server: Server) -> set[str]:
