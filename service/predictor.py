@@ -18,7 +18,6 @@ from typing import Any, Literal
 import numpy as np
 
 from service.planning import CallCosts, plan_calls
-from training.batches import to_class_probabilities
 from training.bundle import Bundle, BundleMetadata, load_bundle
 from training.preprocessing import bucket_for, length_buckets
 
@@ -237,11 +236,6 @@ class Predictor:
             outputs[rows] = scores
         assert outputs is not None  # encoded is never empty here (the batcher skips empties)
         return outputs
-
-    def probabilities(self, outputs: np.ndarray) -> np.ndarray:
-        """Turn raw outputs into per-label probabilities (an empty text gets a uniform row)."""
-        probabilities = to_class_probabilities(outputs)
-        return np.nan_to_num(probabilities, nan=1.0 / probabilities.shape[1])
 
     def run(self, ids: np.ndarray) -> np.ndarray:
         """Call the model on a padded int32 batch (XLA where that shape is compiled)."""

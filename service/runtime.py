@@ -6,25 +6,15 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
-
-import numpy as np
 
 from service.batching import DynamicBatcher
 from service.config import Settings
+from service.decoding import Predictions
 from service.errors import InferenceFailed, InferenceTimeout, NotReady, ServiceError
 from service.metrics import Metrics
 from service.predictor import Predictor
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class BatchResult:
-    """The model's raw outputs and per-label probabilities for one request's texts."""
-
-    outputs: np.ndarray
-    probabilities: np.ndarray
 
 
 class Runtime:
@@ -123,7 +113,7 @@ class Runtime:
         self.begin_shutdown()
         self.batcher.stop(timeout=self.settings.graceful_timeout_s)
 
-    def predict(self, texts: Sequence[str]) -> BatchResult:
+    def predict(self, texts: Sequence[str]) -> Predictions:
         """Encode, batch with concurrent requests, and return this request's rows."""
         if not self._started.is_set():
             raise NotReady(
@@ -151,18 +141,15 @@ class Runtime:
         except Exception as exc:
             log.exception("model call failed")
             raise InferenceFailed("the model failed on this batch") from exc
-        probabilities = predictor.probabilities(outputs)
-        self._observe(encoded, probabilities)
-        return BatchResult(outputs, probabilities)
+        predictions = Predictions.decode(outputs, predictor.metadata.labels)
+        self._observe(encoded, predictions)
+        return predictions
 
-    def _observe(self, encoded: list[list[int]], probabilities: np.ndarray) -> None:
+    def _observe(self, encoded: list[list[int]], predictions: Predictions) -> None:
         metrics = self.metrics
-        labels = self.predictor.metadata.labels
         metrics.texts.inc(len(encoded))
-        for label_id, count in zip(
-            *np.unique(probabilities.argmax(axis=1), return_counts=True), strict=True
-        ):
-            metrics.predictions.labels(labels[int(label_id)]).inc(int(count))
+        for label, count in predictions.label_counts().items():
+            metrics.predictions.labels(label).inc(count)
         oov = self.predictor.oov_index
         if oov is not None:
             for ids in encoded:

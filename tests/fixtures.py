@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 
 from service.predictor import Predictor
-from training.batches import to_class_probabilities
 from training.bundle import Bundle, BundleMetadata
 
 POSITIVE_WORDS = ["great", "wonderful", "loved", "superb", "moving", "brilliant", "fun"]
@@ -187,7 +186,3 @@ class FakePredictor(Predictor):
             sum(i in FAKE_POSITIVE_IDS for i in ids) / len(ids) if ids else 0.5 for ids in encoded
         ]
         return np.asarray(scores, dtype=np.float32).reshape(-1, 1)
-
-    def probabilities(self, outputs: np.ndarray) -> np.ndarray:
-        """Turn the column into per-label probabilities, as training does."""
-        return to_class_probabilities(outputs)

@@ -31,19 +31,11 @@ def predict() -> Response:
                 "texts": [text[:LOGGED_TEXT_CHARS] for text in texts],
             },
         )
-    result = service.predict(texts)
+    predictions = service.predict(texts)
     metadata = service.predictor.metadata
-    labels = metadata.labels
-    predictions = []
-    for row in result.probabilities.tolist():
-        best = max(range(len(row)), key=row.__getitem__)
-        predictions.append(
-            {
-                "label": labels[best],
-                "score": row[best],
-                "probabilities": dict(zip(labels, row, strict=True)),
-            }
-        )
     return json_response(
-        {"model": {"name": metadata.name, "version": metadata.version}, "predictions": predictions}
+        {
+            "model": {"name": metadata.name, "version": metadata.version},
+            "predictions": predictions.as_dicts(),
+        }
     )

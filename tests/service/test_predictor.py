@@ -11,6 +11,7 @@ import pytest
 from service import predictor as predictor_module
 from service.app import create_app
 from service.config import Settings
+from service.decoding import Predictions
 from service.predictor import Predictor
 from tests.fixtures import make_reviews
 from training.batches import predict_probabilities
@@ -92,7 +93,7 @@ def test_bucket_padding_equals_maxlen_padding(predictor: Predictor) -> None:
 
 def test_empty_text_gets_finite_probabilities(predictor: Predictor) -> None:
     outputs = predictor.predict_encoded(predictor.encode(["", "   "]))
-    probabilities = predictor.probabilities(outputs)
+    probabilities = Predictions.decode(outputs, predictor.metadata.labels).probabilities
     assert np.isfinite(probabilities).all()
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-6)
 
