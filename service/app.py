@@ -17,6 +17,7 @@ from service.errors import ServiceError
 from service.http import json_response
 from service.logs import configure_logging
 from service.metrics import Metrics
+from service.model import ServableModel
 from service.predictor import Predictor
 from service.routes import ops, predict, tfserving
 from service.runtime import Runtime
@@ -52,7 +53,7 @@ _HTTP_CODES = {
 
 def create_app(
     settings: Settings | None = None,
-    predictor: Predictor | None = None,
+    predictor: ServableModel | None = None,
     *,
     metrics: Metrics | None = None,
     load_in_background: bool = True,

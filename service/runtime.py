@@ -12,7 +12,7 @@ from service.config import Settings
 from service.decoding import Predictions
 from service.errors import InferenceFailed, InferenceTimeout, NotReady, ServiceError
 from service.metrics import Metrics
-from service.predictor import Predictor
+from service.model import ServableModel
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,7 @@ class Runtime:
     def __init__(
         self,
         settings: Settings,
-        predictor: Predictor,
+        predictor: ServableModel,
         metrics: Metrics,
         *,
         on_broken: Callable[[], None] | None = None,

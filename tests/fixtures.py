@@ -11,8 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from service.predictor import Predictor
-from training.bundle import Bundle, BundleMetadata
+from training.bundle import BundleMetadata
 
 POSITIVE_WORDS = ["great", "wonderful", "loved", "superb", "moving", "brilliant", "fun"]
 NEGATIVE_WORDS = ["awful", "boring", "hated", "dull", "terrible", "waste", "bad"]
@@ -97,8 +96,8 @@ def fake_score(text: str) -> float:
     return sum(i in FAKE_POSITIVE_IDS for i in ids) / len(ids) if ids else 0.5
 
 
-class FakePredictor(Predictor):
-    """Stands in for ``service.predictor.Predictor`` with the interface the Runtime uses.
+class FakePredictor:
+    """A ``ServableModel`` (service/model.py) without TensorFlow, for the service tests.
 
     ``encode`` maps each whitespace word to an id (``FAKE_OOV`` for unknown words, truncated
     to the last ``maxlen`` words); the score is the share of positive words (0.5 for an empty
@@ -116,7 +115,7 @@ class FakePredictor(Predictor):
         load_gate: threading.Event | None = None,
         gate: threading.Event | None = None,
     ) -> None:
-        super().__init__(Path("fake-model"), bucketing=False, warmup_batch_sizes=(1,))
+        self._ready = threading.Event()
         self.fail_with = fail_with
         self.load_error = load_error
         self.delay_s = delay_s
@@ -134,13 +133,17 @@ class FakePredictor(Predictor):
         if self.load_error is not None:
             raise self.load_error
         self.warmed_up = warmup
-        self.buckets = (self._metadata.maxlen,)
         self._ready.set()
 
     @property
-    def bundle(self) -> Bundle:
-        """The fake has no bundle on disk."""
-        raise RuntimeError("FakePredictor has no bundle")
+    def ready(self) -> bool:
+        """Return whether ``load`` ran."""
+        return self._ready.is_set()
+
+    @property
+    def runtime_name(self) -> str:
+        """The fake is its own runtime."""
+        return "fake"
 
     @property
     def metadata(self) -> BundleMetadata:
@@ -163,13 +166,6 @@ class FakePredictor(Predictor):
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         """Encode texts deterministically."""
         return [self.encode_one(text) for text in texts]
-
-    def pad(self, encoded: Sequence[Sequence[int]]) -> np.ndarray:
-        """Pad to ``maxlen`` with zeros after the ids."""
-        padded = np.zeros((len(encoded), self._metadata.maxlen), dtype=np.int32)
-        for row, ids in enumerate(encoded):
-            padded[row, : len(ids)] = ids
-        return padded
 
     def predict_encoded(self, encoded: Sequence[Sequence[int]]) -> np.ndarray:
         """Return one sigmoid-like column: the share of positive ids per text."""

@@ -413,7 +413,7 @@ def test_readyz(client: FlaskClient) -> None:
     assert response.get_json() == {
         "status": "ready",
         "model": {"name": "fake", "version": "3"},
-        "runtime": "graph",
+        "runtime": "fake",
     }
 
 

@@ -1,0 +1,50 @@
+"""What the runtime needs of a model: the interface ``Predictor`` and the test fakes implement.
+
+As MLServer's ``MLModel``: load it (after fork), ask whether it is ready, and predict. The
+runtime, the batcher and the views depend on this Protocol only, so a fake (``tests/fixtures``)
+stands in without TensorFlow and without subclassing the real predictor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+
+from training.bundle import BundleMetadata
+
+
+class ServableModel(Protocol):
+    """A loaded model behind the service: texts -> ids -> raw outputs."""
+
+    @property
+    def ready(self) -> bool:
+        """Whether ``load`` finished (model loaded and warm)."""
+        ...
+
+    @property
+    def metadata(self) -> BundleMetadata:
+        """The bundle's metadata: name, version, labels (after ``load``)."""
+        ...
+
+    @property
+    def oov_index(self) -> int | None:
+        """The out-of-vocabulary id, for the drift metric."""
+        ...
+
+    @property
+    def runtime_name(self) -> str:
+        """Which runtime serves ("xla", "graph", or a fake's own name)."""
+        ...
+
+    def load(self, *, warmup: bool = True) -> None:
+        """Load (and warm up) the model; raise if it cannot serve."""
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        """Tokenize and truncate texts exactly as training did."""
+        ...
+
+    def predict_encoded(self, encoded: Sequence[Sequence[int]]) -> np.ndarray:
+        """Return the raw outputs, one row per encoded text."""
+        ...
