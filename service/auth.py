@@ -18,17 +18,11 @@ from collections.abc import Sequence
 
 from flask import Flask, request
 
-from service.errors import ServiceError
+from service.errors import Unauthorized
 
 # Blueprints answered without a token: probes, metrics and the API description.
 PUBLIC_BLUEPRINTS = frozenset({"ops"})
 CHALLENGE = 'Bearer realm="sentiment"'
-
-
-class Unauthorized(ServiceError):
-    """No valid bearer token (401 with ``WWW-Authenticate: Bearer``)."""
-
-    status, code = 401, "unauthorized"
 
 
 def install_auth(app: Flask, tokens: Sequence[str]) -> None:

@@ -78,3 +78,15 @@ class InferenceFailed(ServiceError):
     """The model call raised; every caller of that batch gets this error."""
 
     status, code = 500, "inference_failed"
+
+
+class Unauthorized(ServiceError):
+    """No valid bearer token (401 with ``WWW-Authenticate: Bearer``)."""
+
+    status, code = 401, "unauthorized"
+
+
+class ModelNotFound(ServiceError):
+    """The request names a model or version this server does not serve."""
+
+    status, code = 404, "not_found"

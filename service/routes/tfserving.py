@@ -11,7 +11,7 @@ from flask import Blueprint, Response
 from flask.blueprints import BlueprintSetupState
 from werkzeug.routing import BaseConverter
 
-from service.errors import ServiceError
+from service.errors import ModelNotFound, NotReady
 from service.http import json_response, parse_body
 from service.schemas import TFServingPredictRequest
 from service.state import limits, runtime
@@ -39,9 +39,7 @@ def _check_model(name: str, version: str | None = None) -> None:
     metadata = runtime().predictor.metadata
     if name != metadata.name or (version is not None and version != metadata.version):
         servable = f"Specific({name}, {version})" if version else f"Latest({name})"
-        raise ServiceError(
-            f"Servable not found for request: {servable}", status=404, code="not_found"
-        )
+        raise ModelNotFound(f"Servable not found for request: {servable}")
 
 
 @blueprint.post("/<segment:name>:predict")
@@ -84,7 +82,7 @@ def metadata(name: str, version: str | None = None) -> Response:
     """Return the bundle metadata: labels, maxlen, version, metrics."""
     service = runtime()
     if not service.ready:
-        raise ServiceError("model is not loaded yet", status=503, code="not_ready")
+        raise NotReady("model is not loaded yet")
     _check_model(name, version)
     data = service.predictor.metadata.model_dump(
         mode="json",
