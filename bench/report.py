@@ -58,7 +58,42 @@ def ratios(run: dict[str, Any]) -> dict[str, float]:
     if single:
         out["c=1 p50 / single-text call"] = single["p50_ms"] / limit["single_ms_p50"]
         out["c=1 p99 / single-text call"] = single["p99_ms"] / limit["single_ms_p50"]
+    ceiling = _find(points, "ceiling", "short", 32)
+    if short and ceiling and ceiling["requests_per_s"]:
+        out["short c=32 service/HTTP ceiling"] = short["requests_per_s"] / ceiling["requests_per_s"]
+    offline = run.get("offline")
+    if offline:
+        out["offline scoring/limit"] = offline["texts_per_s"] / limit["batch_texts_per_s"]
     return out
+
+
+# The serving-core targets (issue 13): ratio name -> (comparison, bound).
+TARGETS: dict[str, tuple[str, float]] = {
+    "short c=32 service/HTTP ceiling": (">=", 0.5),
+    "service/limit imdb c=128": (">=", 0.7),
+    "service/limit imdb c=32": (">=", 0.6),
+    "c=1 p50 / single-text call": ("<=", 1.3),
+    "c=1 p99 / single-text call": ("<=", 2.0),
+    "offline scoring/limit": (">=", 0.7),
+    "cold_ready_s": ("<=", 20.0),
+    "warm_ready_s": ("<=", 10.0),
+    "pod_rss_mb_max": ("<=", 1500.0),
+}
+
+
+def target_rows(run: dict[str, Any]) -> list[str]:
+    """Return Markdown rows: each target, the measured value and whether it is met."""
+    values = {**ratios(run), **run.get("starts", {})}
+    rows = []
+    for name, (comparison, bound) in TARGETS.items():
+        if name not in values:
+            continue
+        value = values[name]
+        met = value >= bound if comparison == ">=" else value <= bound
+        rows.append(
+            f"| {name} | {value:.2f} | {comparison} {bound:g} | {'met' if met else 'MISSED'} |"
+        )
+    return rows
 
 
 def markdown(run: dict[str, Any]) -> str:
@@ -91,6 +126,23 @@ def markdown(run: dict[str, Any]) -> str:
         )
     lines += ["", "| ratio | value |", "| --- | ---: |"]
     lines += [f"| {name} | {value:.2f} |" for name, value in ratios(run).items()]
+    starts = run.get("starts", {})
+    if starts:
+        lines += ["", "| start and memory | value |", "| --- | ---: |"]
+        lines += [f"| {name} | {value:.1f} |" for name, value in starts.items()]
+    offline = run.get("offline")
+    if offline:
+        lines += [
+            "",
+            f"Offline scoring (`sentiment-evaluate`, whole process): {offline['texts']} texts in "
+            f"{offline['seconds']:.1f} s = {offline['texts_per_s']:.0f} texts/s.",
+        ]
+    lines += [
+        "",
+        "| target | measured | bound | |",
+        "| --- | ---: | --- | --- |",
+        *target_rows(run),
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,6 +29,7 @@ from pathlib import Path
 import requests
 
 from bench.payloads import build_payloads
+from bench.process_stats import tree_rss_mb
 from bench.report import best_limit, write_results
 
 HERE = Path(__file__).resolve().parent
@@ -107,9 +109,18 @@ def run_wrk(wrk: str, url: str, bodies: Path, concurrency: int, seconds: int) ->
     }
 
 
+@dataclass
+class Running:
+    """A started server: its URL, its process and how long it took to answer."""
+
+    url: str
+    pid: int
+    ready_s: float
+
+
 @contextmanager
-def server(command: list[str], port: int, env: dict[str, str], log: Path) -> Iterator[str]:
-    """Start a server, wait for it to answer, yield its URL, stop it."""
+def server(command: list[str], port: int, env: dict[str, str], log: Path) -> Iterator[Running]:
+    """Start a server, wait for it to answer, yield it, stop it."""
     with log.open("wb") as sink:
         process = subprocess.Popen(
             command,
@@ -119,8 +130,9 @@ def server(command: list[str], port: int, env: dict[str, str], log: Path) -> Ite
             start_new_session=True,
         )
     url = f"http://127.0.0.1:{port}"
+    started = time.monotonic()
     try:
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 raise RuntimeError(f"{command[0]} exited; see {log}")
@@ -138,10 +150,59 @@ def server(command: list[str], port: int, env: dict[str, str], log: Path) -> Ite
             time.sleep(0.5)
         else:
             raise RuntimeError(f"{command[0]} not ready; see {log}")
-        yield url
+        yield Running(url, process.pid, time.monotonic() - started)
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=60)
+
+
+def wait_compiled(log: Path, workers: int, running: Running, timeout: float = 600) -> float:
+    """Wait until every worker logged "XLA programs ready"; return seconds since start."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if log.read_text(errors="replace").count("XLA programs ready") >= workers:
+            break
+        time.sleep(0.5)
+    return running.ready_s + (time.monotonic() - (deadline - timeout))
+
+
+class RssSampler:
+    """Samples a process tree's resident memory every half second; keeps the maximum."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.max_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.5):
+            self.max_mb = max(self.max_mb, tree_rss_mb(self.pid))
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def measure_offline(bin_dir: Path, model_dir: Path, data: Path, work: Path) -> dict[str, float]:
+    """Time `sentiment-evaluate` on the whole file, process start-up included."""
+    started = time.monotonic()
+    subprocess.run(
+        [
+            str(bin_dir / "sentiment-evaluate"),
+            *("--model-dir", str(model_dir), "--data", str(data)),
+            *("--out", str(work / "offline-report.json")),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    seconds = time.monotonic() - started
+    count = json.loads((work / "offline-report.json").read_text())["count"]
+    return {"texts": count, "seconds": seconds, "texts_per_s": count / seconds}
 
 
 def measure_server(
@@ -220,38 +281,88 @@ def main() -> None:
 
     full_plan = [("imdb", c) for c in CONCURRENCY] + [("short", 32), ("multi32", 8)]
     points: list[Point] = []
-    port = free_port()
+    starts: dict[str, float] = {}
+    workers = int(os.environ.get("SENTIMENT_WORKERS", "2"))
+    cache = work / f"xla-cache-{int(time.time())}"  # empty: the first start compiles everything
+    service_env = {
+        **env,
+        "PROMETHEUS_MULTIPROC_DIR": str(work / "metrics"),
+        "SENTIMENT_XLA_CACHE_DIR": str(cache),
+        "SENTIMENT_WORKERS": str(workers),
+    }
+    for start in ("cold", "warm"):
+        port = free_port()
+        log = work / f"service-{start}.log"
+        with server(
+            [str(bin_dir / "sentiment-serve")],
+            port,
+            {**service_env, "SENTIMENT_PORT": str(port)},
+            log,
+        ) as running:
+            starts[f"{start}_ready_s"] = running.ready_s
+            starts[f"{start}_all_compiled_s"] = wait_compiled(log, workers, running)
+            print(
+                f"service {start} start: ready in {running.ready_s:.1f} s, every XLA program "
+                f"in {starts[f'{start}_all_compiled_s']:.1f} s",
+                flush=True,
+            )
+            if start == "cold":
+                with RssSampler(running.pid) as rss:
+                    points += measure_server(
+                        "service",
+                        running.url,
+                        payloads=payloads,
+                        wrk=wrk,
+                        seconds=args.seconds,
+                        plan=full_plan,
+                    )
+                starts["pod_rss_mb_max"] = rss.max_mb
+                print(f"service pod RSS under load: max {rss.max_mb:.0f} MB", flush=True)
+    shutil.rmtree(cache, ignore_errors=True)
+
+    ceiling_port = free_port()
     with server(
-        [str(bin_dir / "sentiment-serve")],
-        port,
-        {**env, "SENTIMENT_PORT": str(port), "PROMETHEUS_MULTIPROC_DIR": str(work / "metrics")},
-        work / "service.log",
-    ) as url:
+        [
+            str(bin_dir / "gunicorn"),
+            *("-w", str(workers), "-b", f"127.0.0.1:{ceiling_port}"),
+            "bench.ceiling_app:create_app()",
+        ],
+        ceiling_port,
+        env,
+        work / "ceiling.log",
+    ) as running:
         points += measure_server(
-            "service", url, payloads=payloads, wrk=wrk, seconds=args.seconds, plan=full_plan
+            "ceiling",
+            running.url,
+            payloads=payloads,
+            wrk=wrk,
+            seconds=args.seconds,
+            plan=[("short", 32)],
         )
     if not args.skip_naive:
         naive_port = free_port()
-        workers = os.environ.get("SENTIMENT_WORKERS", "2")
         with server(
             [
                 str(bin_dir / "gunicorn"),
-                "-w",
-                workers,
-                "-b",
-                f"127.0.0.1:{naive_port}",
-                "--timeout",
-                "120",
+                *("-w", str(workers), "-b", f"127.0.0.1:{naive_port}"),
+                *("--timeout", "120"),
                 "bench.naive_app:create_app()",
             ],
             naive_port,
             env,
             work / "naive.log",
-        ) as url:
+        ) as running:
             naive_plan = [("imdb", c) for c in CONCURRENCY]
             points += measure_server(
-                "naive", url, payloads=payloads, wrk=wrk, seconds=args.seconds, plan=naive_plan
+                "naive",
+                running.url,
+                payloads=payloads,
+                wrk=wrk,
+                seconds=args.seconds,
+                plan=naive_plan,
             )
+    offline = measure_offline(bin_dir, args.model_dir, args.data, work)
+    print(f"offline scoring: {offline['texts_per_s']:.0f} texts/s, whole process", flush=True)
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
     write_results(
         args.out,
@@ -261,6 +372,8 @@ def main() -> None:
             "seconds_per_run": args.seconds,
             "limit": limit,
             "limits": limits,
+            "starts": starts,
+            "offline": offline,
             "points": [asdict(p) for p in points],
         },
     )

@@ -1,0 +1,41 @@
+"""Resident memory of a server's whole process tree (the pod's cost), from /proc."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def process_tree(root: int) -> list[int]:
+    """Return ``root`` and every descendant pid."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        parents.setdefault(parent, []).append(int(entry.name))
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo.extend(parents.get(pid, []))
+    return tree
+
+
+def rss_mb(pid: int) -> float:
+    """Return one process's resident set size in MB (0 if it is gone)."""
+    try:
+        for line in (Path("/proc") / str(pid) / "status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def tree_rss_mb(root: int) -> float:
+    """Return the summed resident memory of ``root`` and its descendants, in MB."""
+    return sum(rss_mb(pid) for pid in process_tree(root))
