@@ -36,10 +36,11 @@ pytest: $(STAMP)
 # The options live in the recipe (training/recipes/default.toml), which the training Job
 # (k8s/training/job.yaml) uses too; only data paths and the output are given here.
 RECIPE ?= default
+TRAIN_OUT ?= models/default
 train: $(STAMP) ## reproduce models/default from the IMDB files in $(IMDB) (recipe: RECIPE=default)
 	$(BIN)/sentiment-train --config $(RECIPE) \
 		--train $(IMDB)/train.jsonl.gz --val $(IMDB)/val.jsonl.gz \
-		--pretrain-unlabelled $(IMDB)/unsup.jsonl.gz --out models/default
+		--pretrain-unlabelled $(IMDB)/unsup.jsonl.gz --out $(TRAIN_OUT)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

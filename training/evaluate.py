@@ -98,6 +98,8 @@ def report_markdown(report: dict[str, Any], title: str = "Evaluation report") ->
     lines = [
         f"# {title}",
         "",
+        *([f"- data: `{report['data']}`"] if report.get("data") else []),
+        *[f"- {note}" for note in report.get("notes", [])],
         f"- texts: {report['count']}",
         f"- accuracy: {report['accuracy']:.4f}",
         f"- macro F1: {report['macro_f1']:.4f}",

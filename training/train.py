@@ -187,6 +187,7 @@ def train(
         metrics["baseline"] = tfidf_baseline(train_set, validation_set)
         log.info("TF-IDF baseline: val accuracy %.4f", metrics["baseline"]["accuracy"])
     log.info("validation accuracy %.4f (%d texts)", report["accuracy"], report["count"])
+    report["notes"] = _report_notes(metrics)
 
     metadata = write_bundle(
         out_dir,
@@ -210,6 +211,24 @@ def train(
     if (out_dir / HISTORY_FILE).exists():
         plot_history(out_dir / HISTORY_FILE, out_dir / CURVES_FILE)
     return TrainResult(out_dir, metadata, report, fitted.history)
+
+
+def _report_notes(metrics: dict[str, Any]) -> list[str]:
+    """Return what evaluation.md says besides the scores: which split, and what it is beside."""
+    notes = [
+        "split: the validation data given to sentiment-train (--val), or the part held out of "
+        "--train (--val-split, --group-column); never used for fitting, only for selection"
+    ]
+    if "baseline" in metrics:
+        notes.append(
+            f"TF-IDF baseline on the same split: accuracy {metrics['baseline']['accuracy']:.4f}"
+        )
+    if "rnn_val_accuracy" in metrics:
+        notes.append(
+            f"parts alone on the same split: RNN {metrics['rnn_val_accuracy']:.4f}, "
+            f"NB-SVM branch {metrics['nbsvm_val_accuracy']:.4f}"
+        )
+    return notes
 
 
 def prepare_data(

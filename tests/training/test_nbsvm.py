@@ -81,6 +81,9 @@ def test_bundle_blends_the_branch_into_the_rnn(tiny_nbsvm_bundle: Path) -> None:
     assert bundle.metadata.architecture["nbsvm"]["buckets"] == 64
     metrics = bundle.metadata.metrics
     assert {"rnn_val_accuracy", "nbsvm_val_accuracy"} <= metrics.keys()
+    evaluation = (tiny_nbsvm_bundle / "evaluation.md").read_text()
+    assert "- data: `" in evaluation  # which split the figures are from
+    assert "NB-SVM branch" in evaluation
     texts = [text for text, _ in make_reviews(12, seed=4)]
     ids = bundle.preprocessor.transform(texts)
     rnn = np.asarray(bundle.model.get_layer("rnn")(ids))[:, 0]
