@@ -58,6 +58,7 @@ graceful_timeout = _settings.graceful_timeout_s
 timeout = 120  # a worker silent this long is killed; loading a model is not silence (threaded)
 keepalive = 5
 accesslog = None  # the app writes JSON access logs with request ids itself
+logger_class = "service.gunicorn_logging.NoAccessLogger"  # so gunicorn formats none either
 errorlog = "-"
 loglevel = _settings.log_level
 # Bound what a client can make the server parse before our code runs.
