@@ -115,6 +115,14 @@ def test_default_recipe_reproduces_the_shipped_model() -> None:
     options = {k: v for k, v in architecture.items() if hasattr(args, k)}
     assert {"units", "embedding_dim", "ngram_buckets", "ngram_dim"} <= options.keys()
     assert {k: getattr(args, k) for k in options} == options
+    nbsvm = metadata.architecture["nbsvm"]
+    assert nbsvm["buckets"] > 0
+    assert (args.nb_buckets, args.nb_c, args.nb_alpha, args.nb_weight) == (
+        nbsvm["buckets"],
+        nbsvm["c"],
+        nbsvm["alpha"],
+        nbsvm["weight"],
+    )
     assert args.name == metadata.name
     assert args.label_names == metadata.data["label_names"]
     assert args.baseline is ("baseline" in metadata.metrics)
