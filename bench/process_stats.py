@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def process_tree(root: int) -> list[int]:
-    """Return ``root`` and every descendant pid."""
+def parent_map() -> dict[int, list[int]]:
+    """Return every running process's children, by parent pid."""
     parents: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -14,9 +14,21 @@ def process_tree(root: int) -> list[int]:
         try:
             stat = (entry / "stat").read_text()
         except OSError:
-            continue
+            continue  # exited meanwhile
+        # The command name is in parentheses and may hold spaces: split after it.
         parent = int(stat.rsplit(")", 1)[1].split()[1])
         parents.setdefault(parent, []).append(int(entry.name))
+    return parents
+
+
+def children(pid: int) -> list[int]:
+    """Return the child processes of ``pid`` (gunicorn's workers, for the master), sorted."""
+    return sorted(parent_map().get(pid, []))
+
+
+def process_tree(root: int) -> list[int]:
+    """Return ``root`` and every descendant pid."""
+    parents = parent_map()
     tree, todo = [], [root]
     while todo:
         pid = todo.pop()

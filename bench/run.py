@@ -156,6 +156,15 @@ def server(command: list[str], port: int, env: dict[str, str], log: Path) -> Ite
         process.wait(timeout=60)
 
 
+def gunicorn_command(bin_dir: Path, app: str, workers: int, port: int) -> list[str]:
+    """Return the command that serves a comparison app on gunicorn's sync workers."""
+    return [
+        str(bin_dir / "gunicorn"),
+        *("-w", str(workers), "-b", f"127.0.0.1:{port}", "--timeout", "120"),
+        app,
+    ]
+
+
 def wait_compiled(log: Path, workers: int, running: Running, timeout: float = 600) -> float:
     """Wait until every worker logged "XLA programs ready"; return seconds since start."""
     deadline = time.monotonic() + timeout
@@ -322,11 +331,7 @@ def main() -> None:
 
     ceiling_port = free_port()
     with server(
-        [
-            str(bin_dir / "gunicorn"),
-            *("-w", str(workers), "-b", f"127.0.0.1:{ceiling_port}"),
-            "bench.ceiling_app:create_app()",
-        ],
+        gunicorn_command(bin_dir, "bench.ceiling_app:create_app()", workers, ceiling_port),
         ceiling_port,
         env,
         work / "ceiling.log",
@@ -342,12 +347,7 @@ def main() -> None:
     if not args.skip_naive:
         naive_port = free_port()
         with server(
-            [
-                str(bin_dir / "gunicorn"),
-                *("-w", str(workers), "-b", f"127.0.0.1:{naive_port}"),
-                *("--timeout", "120"),
-                "bench.naive_app:create_app()",
-            ],
+            gunicorn_command(bin_dir, "bench.naive_app:create_app()", workers, naive_port),
             naive_port,
             env,
             work / "naive.log",

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+from bench.process_stats import children
 from tests.fixtures import make_reviews
 from tests.integration.server import Server
 
@@ -147,22 +148,6 @@ def send_while_reading(sock: socket.socket, pieces: Iterable[bytes]) -> tuple[Ra
 
 
 # -- gunicorn's processes ---------------------------------------------------------------------
-
-
-def children(pid: int) -> list[int]:
-    """Return the child processes of ``pid`` (gunicorn's workers, for the master)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue  # exited meanwhile
-        # The command name is in parentheses and may hold spaces: split after it.
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-            found.append(int(entry.name))
-    return sorted(found)
 
 
 def wait_for_workers(master: int, count: int, timeout: float = 60.0) -> list[int]:
