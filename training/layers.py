@@ -38,6 +38,20 @@ class MaskedGlobalMaxPooling1D(keras.layers.Layer):
         return (input_shape[0], input_shape[2])
 
 
+def hashed_bigrams(token_ids: Any, vocabulary_size: int, buckets: int) -> tuple[Any, Any, Any]:
+    """Return (int32 ids, bigram feature ids, which bigrams join two real tokens).
+
+    Bigram ``(left, right)`` becomes row ``vocabulary_size + (left * M + right) mod buckets``
+    (M odd: spreads the pairs across the buckets), the hash ``training.nbsvm.bigram_ids``
+    computes in numpy; a bigram touching padding (id 0) is not real.
+    """
+    ids = ops.cast(token_ids, "int32")
+    left, right = ids[:, :-1], ids[:, 1:]
+    pair = ops.cast(left, "int64") * BIGRAM_HASH_MULTIPLIER + ops.cast(right, "int64")
+    bigrams = ops.cast(ops.mod(pair, buckets), "int32") + vocabulary_size
+    return ids, bigrams, (left > 0) & (right > 0)
+
+
 @keras.saving.register_keras_serializable(package="sentiment")
 class HashedNgramBag(keras.layers.Layer):
     """fastText-style bag of words and word bigrams: the mean of their embeddings.
@@ -48,9 +62,6 @@ class HashedNgramBag(keras.layers.Layer):
     does not depend on how far a batch is padded. Word order beyond pairs is the RNN's job;
     this branch gives the model the cheap, strong bigram evidence linear models live on.
     """
-
-    # Odd multiplier for the bigram hash: spreads (left, right) pairs across the buckets.
-    _MULTIPLIER = BIGRAM_HASH_MULTIPLIER
 
     def __init__(
         self,
@@ -75,12 +86,9 @@ class HashedNgramBag(keras.layers.Layer):
         )
 
     def call(self, token_ids: Any) -> Any:
-        ids = ops.cast(token_ids, "int32")
-        left, right = ids[:, :-1], ids[:, 1:]
-        pair = ops.cast(left, "int64") * self._MULTIPLIER + ops.cast(right, "int64")
-        bigrams = ops.cast(ops.mod(pair, self.buckets), "int32") + self.vocabulary_size
+        ids, bigrams, real_bigrams = hashed_bigrams(token_ids, self.vocabulary_size, self.buckets)
         rows = ops.concatenate([ids, bigrams], axis=1)
-        keep = ops.concatenate([ids > 0, (left > 0) & (right > 0)], axis=1)
+        keep = ops.concatenate([ids > 0, real_bigrams], axis=1)
         weights = ops.expand_dims(ops.cast(keep, self.compute_dtype), axis=-1)
         vectors = ops.take(self.embeddings, rows, axis=0)
         total = ops.sum(vectors * weights, axis=1)
@@ -126,17 +134,10 @@ class NgramLogit(keras.layers.Layer):
         self.bias = self.add_weight(name="bias", shape=(), initializer="zeros", trainable=False)
 
     def call(self, token_ids: Any) -> Any:
-        ids = ops.cast(token_ids, "int32")
-        left, right = ids[:, :-1], ids[:, 1:]
-        pair = ops.cast(left, "int64") * BIGRAM_HASH_MULTIPLIER + ops.cast(right, "int64")
-        bigrams = ops.cast(ops.mod(pair, self.buckets), "int32") + self.vocabulary_size
+        ids, bigrams, real_bigrams = hashed_bigrams(token_ids, self.vocabulary_size, self.buckets)
         absent = ops.cast(-1, "int32")
         features = ops.concatenate(
-            [
-                ops.where(ids > 0, ids, absent),
-                ops.where((left > 0) & (right > 0), bigrams, absent),
-            ],
-            axis=1,
+            [ops.where(ids > 0, ids, absent), ops.where(real_bigrams, bigrams, absent)], axis=1
         )
         ordered = ops.sort(features, axis=1)
         first = ops.concatenate(

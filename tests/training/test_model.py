@@ -9,6 +9,7 @@ import pytest
 
 from training.errors import ConfigError
 from training.model import CELLS, POOLINGS, ModelConfig, build_model
+from training.nbsvm import BIGRAM_HASH_MULTIPLIER
 
 keras = pytest.importorskip("keras")
 
@@ -61,7 +62,7 @@ def test_ngram_bag_is_the_mean_of_word_and_bigram_rows() -> None:
     table = np.arange(27 * 2, dtype="float32").reshape(27, 2)
     bag.set_weights([table])
     ids = np.array([[5, 6, 7, 0, 0]], dtype=np.int32)
-    bigram_rows = [20 + (a * HashedNgramBag._MULTIPLIER + b) % 7 for a, b in ((5, 6), (6, 7))]
+    bigram_rows = [20 + (a * BIGRAM_HASH_MULTIPLIER + b) % 7 for a, b in ((5, 6), (6, 7))]
     expected = table[[5, 6, 7, *bigram_rows]].mean(axis=0)
     np.testing.assert_allclose(np.asarray(bag(ids))[0], expected, rtol=1e-6)
 
