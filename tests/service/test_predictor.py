@@ -105,18 +105,18 @@ def test_xla_compile_failure_falls_back_to_the_graph(
     tiny_bundle: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """What a GPU does to a cuDNN GRU under jit_compile, injected on the CPU."""
-    build = Predictor._build_call
+    build = predictor_module.model_function
 
-    def build_or_fail(tf: Any, model: Any, *, jit: bool) -> Any:
+    def build_or_fail(model: Any, *, jit: bool = False) -> Any:
         if not jit:
-            return build(tf, model, jit=False)
+            return build(model)
 
         def failing(ids: Any) -> Any:
             raise RuntimeError("No registered 'CudnnRNNV3' OpKernel for XLA_CPU_JIT devices")
 
         return failing
 
-    monkeypatch.setattr(Predictor, "_build_call", staticmethod(build_or_fail))
+    monkeypatch.setattr(predictor_module, "model_function", build_or_fail)
     app = create_app(Settings(model_dir=tiny_bundle, xla=True), load_in_background=False)
     runtime = app.extensions["sentiment"]
     try:
