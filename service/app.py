@@ -11,7 +11,7 @@ from collections.abc import Callable
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from service.auth import install_auth
+from service.auth import PUBLIC_BLUEPRINTS, install_auth
 from service.config import Settings
 from service.errors import ServiceError
 from service.http import json_response
@@ -19,7 +19,7 @@ from service.logs import configure_logging
 from service.metrics import Metrics
 from service.model import ServableModel
 from service.predictor import Predictor
-from service.routes import ops, predict, tfserving
+from service.routes import ops, predict, tfserving, v2
 from service.runtime import Runtime
 from service.state import EXTENSION
 
@@ -40,7 +40,11 @@ _CONVERTER = re.compile(r"<[A-Za-z_]\w*:")
 METRIC_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
 OTHER_METHOD = "other"
 UNMATCHED_ROUTE = "unmatched"
-_TFSERVING_PREFIX = f"{tfserving.blueprint.url_prefix}/"
+# TF Serving's and the V2 protocol's paths answer errors as {"error": "..."}, routing errors
+# (404, 405) under them too, so they are known by path as well as by blueprint.
+_PLAIN_ERROR_BLUEPRINTS = frozenset({"tfserving", v2.blueprint.name, v2.health.name})
+_PLAIN_ERROR_PREFIXES = (f"{tfserving.blueprint.url_prefix}/", "/v2/")
+_PLAIN_ERROR_PATHS = frozenset({"/v2"})
 _HTTP_CODES = {
     400: "bad_request",
     404: "not_found",
@@ -85,7 +89,13 @@ def create_app(
     )
     runtime = Runtime(settings, predictor, metrics or Metrics(), on_broken=on_broken)
     app.extensions[EXTENSION] = runtime
-    for blueprint in (predict.blueprint, tfserving.blueprint, ops.blueprint):
+    for blueprint in (
+        predict.blueprint,
+        tfserving.blueprint,
+        v2.blueprint,
+        v2.health,
+        ops.blueprint,
+    ):
         app.register_blueprint(blueprint)
     _install_hooks(app, runtime)
     install_auth(app, settings.bearer_tokens)  # after the hooks: a 401 has a request id too
@@ -109,7 +119,7 @@ def _install_hooks(app: Flask, runtime: Runtime) -> None:
             response.headers.setdefault(header, value)
         rule = request.url_rule
         route = route_label(rule.rule) if rule is not None else UNMATCHED_ROUTE
-        if request.blueprint != "ops":  # probes and scrapes are not traffic
+        if request.blueprint not in PUBLIC_BLUEPRINTS:  # probes and scrapes are not traffic
             metrics = runtime.metrics
             method = request.method if request.method in METRIC_METHODS else OTHER_METHOD
             metrics.requests.labels(route, method, str(response.status_code)).inc()
@@ -135,14 +145,23 @@ def route_label(rule: str) -> str:
     return _CONVERTER.sub("<", rule)
 
 
+def _plain_errors() -> bool:
+    """Return whether this request's errors take the ``{"error": "<message>"}`` shape."""
+    path = request.path
+    return (
+        request.blueprint in _PLAIN_ERROR_BLUEPRINTS
+        or path.startswith(_PLAIN_ERROR_PREFIXES)
+        or path in _PLAIN_ERROR_PATHS
+    )
+
+
 def _install_error_handlers(app: Flask) -> None:
     @app.errorhandler(ServiceError)
     def service_error(error: ServiceError) -> Response:
         headers = dict(error.headers)
         if error.status == 503:
             headers.setdefault("Retry-After", "1")
-        # TF Serving's paths keep its error shape, routing errors (404, 405) under them too.
-        if request.blueprint == "tfserving" or request.path.startswith(_TFSERVING_PREFIX):
+        if _plain_errors():
             return json_response({"error": error.message}, error.status, headers)
         return json_response(error.to_body(), error.status, headers)
 

@@ -3,7 +3,8 @@
 Off unless ``SENTIMENT_AUTH_TOKENS`` or ``SENTIMENT_AUTH_TOKENS_FILE`` is set. When on, every
 request needs ``Authorization: Bearer <token>`` with one of the configured tokens, except the
 operator routes of the ``ops`` blueprint (``/healthz``, ``/readyz``, ``/metrics``,
-``/openapi.json``): probes must answer kubelets and scrapers that carry no token. Anything
+``/openapi.json``) and the V2 server probes (``/v2/health/live``, ``/v2/health/ready``):
+probes must answer kubelets and scrapers that carry no token. Anything
 else, unknown paths included, is refused without a valid token (deny by default), so a route
 added later is protected without anyone remembering to.
 
@@ -20,8 +21,9 @@ from flask import Flask, request
 
 from service.errors import Unauthorized
 
-# Blueprints answered without a token: probes, metrics and the API description.
-PUBLIC_BLUEPRINTS = frozenset({"ops"})
+# Blueprints answered without a token: probes, metrics and the API description (the app
+# leaves them out of request metrics too).
+PUBLIC_BLUEPRINTS = frozenset({"ops", "v2_health"})
 CHALLENGE = 'Bearer realm="sentiment"'
 
 

@@ -90,3 +90,9 @@ class ModelNotFound(ServiceError):
     """The request names a model or version this server does not serve."""
 
     status, code = 404, "not_found"
+
+
+class InvalidInferenceRequest(ServiceError):
+    """A V2 inference request with bad tensors, shapes, parameters or binary data."""
+
+    status, code = 400, "bad_request"

@@ -27,7 +27,7 @@ def parse_body(model: type[Model], limits: Limits) -> Model:
         raise UnsupportedMediaType(
             f"expected Content-Type application/json, got {request.mimetype or 'none'!r}"
         )
-    raw = _read_body()
+    raw = read_body()
     try:
         data = orjson.loads(raw)  # rejects invalid UTF-8, NaN and nesting deeper than 1024
     except orjson.JSONDecodeError as exc:
@@ -48,7 +48,7 @@ def parse_body(model: type[Model], limits: Limits) -> Model:
         ) from exc
 
 
-def _read_body() -> bytes:
+def read_body() -> bytes:
     """Return the body, bounded by MAX_CONTENT_LENGTH, chunked (no Content-Length) too."""
     try:
         raw = request.get_data(cache=False)

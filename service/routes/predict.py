@@ -23,14 +23,7 @@ def predict() -> Response:
     body = parse_body(PredictRequest, limits())
     service: Runtime = runtime()
     texts = body.all_texts()
-    if service.settings.log_texts:  # off by default: texts are the users' data
-        log.info(
-            "texts",
-            extra={
-                "request_id": g.get("request_id"),
-                "texts": [text[:LOGGED_TEXT_CHARS] for text in texts],
-            },
-        )
+    log_texts(service, texts)
     predictions = service.predict(texts)
     metadata = service.predictor.metadata
     return json_response(
@@ -39,3 +32,15 @@ def predict() -> Response:
             "predictions": predictions.as_dicts(),
         }
     )
+
+
+def log_texts(service: Runtime, texts: list[str]) -> None:
+    """Log the request's texts (cut short) when SENTIMENT_LOG_TEXTS is on."""
+    if service.settings.log_texts:  # off by default: texts are the users' data
+        log.info(
+            "texts",
+            extra={
+                "request_id": g.get("request_id"),
+                "texts": [text[:LOGGED_TEXT_CHARS] for text in texts],
+            },
+        )

@@ -341,7 +341,7 @@ def test_limit_counts_characters_not_bytes(client: FlaskClient) -> None:
     [
         ("GET", "/nope"),
         ("POST", "/predict/"),
-        ("POST", "/v2/models/fake:predict"),
+        ("POST", "/v3/models/fake:predict"),  # /v2/ is the V2 protocol's (test_v2.py)
         ("GET", "/v1/models"),
     ],
 )
