@@ -109,30 +109,47 @@ def predict_probabilities(
     recurrent step in Python, ~20x slower. ``progress`` logs texts/s and the time left.
     """
     encoded = preprocessor.encode(texts)
+    return predict_encoded(model, preprocessor, encoded, batch_size=batch_size, progress=progress)
+
+
+def predict_encoded(
+    model: Any,
+    preprocessor: TextPreprocessor,
+    encoded: Sequence[Sequence[int]],
+    *,
+    batch_size: int = 256,
+    progress: bool = False,
+) -> np.ndarray:
+    """Return class probabilities for already-encoded texts (``preprocessor.encode``), in order.
+
+    Split from ``predict_probabilities`` so that bulk scoring can encode the next chunk in
+    another thread while this one runs through the model.
+    """
+    total = len(encoded)
     batches = BucketedBatches(
-        encoded, np.zeros(len(texts)), preprocessor, batch_size=batch_size, shuffle=False
+        encoded, np.zeros(total), preprocessor, batch_size=batch_size, shuffle=False
     )
     call = compiled_call(model)
-    outputs = np.zeros((len(texts), 0), dtype=np.float32)
+    outputs = np.zeros((total, 0), dtype=np.float32)
     started = last_report = time.perf_counter()
     done = 0
     for index in range(len(batches)):
         ids, _ = batches[index]
         scores = np.asarray(call(ids), dtype=np.float32)
         if outputs.shape[1] == 0:
-            outputs = np.zeros((len(texts), scores.shape[1]), dtype=np.float32)
+            outputs = np.zeros((total, scores.shape[1]), dtype=np.float32)
         outputs[batches.rows(index)] = scores
         done += len(ids)
         now = time.perf_counter()
-        if progress and (now - last_report >= PROGRESS_EVERY_S or done == len(texts)):
+        if progress and (now - last_report >= PROGRESS_EVERY_S or done == total):
             last_report = now
             rate = done / max(now - started, 1e-9)
             log.info(
                 "scored %d/%d texts, %.0f texts/s, %.0f s left",
                 done,
-                len(texts),
+                total,
                 rate,
-                (len(texts) - done) / rate,
+                (total - done) / rate,
             )
     return to_class_probabilities(outputs)
 

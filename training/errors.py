@@ -37,3 +37,7 @@ class ConfigError(TrainingError):
 
 class TokenizerError(TrainingError):
     """A tokenizer configuration or vocabulary is invalid or cannot be loaded."""
+
+
+class ScoringError(TrainingError):
+    """Bulk scoring cannot go on: bad options, an output it cannot write, a stale resume."""

@@ -1,0 +1,1 @@
+"""Bulk scoring: `sentiment-predict` (local streaming engine, or Ray Data with --engine ray)."""
