@@ -18,6 +18,9 @@ from service.schemas import (
     TFServingPredictRequest,
     TFServingPredictResponse,
 )
+from service.v2_openapi import MODEL_PATHS, limit_input, v2_paths
+from service.v2_openapi import MODELS as V2_MODELS
+from service.v2_schemas import V2Error
 
 _MODELS: tuple[type[BaseModel], ...] = (
     PredictRequest,
@@ -27,6 +30,7 @@ _MODELS: tuple[type[BaseModel], ...] = (
     TFServingPredictRequest,
     TFServingPredictResponse,
     TFServingError,
+    *V2_MODELS,
 )
 _ERRORS = {
     "400": "Body is not valid JSON.",
@@ -79,6 +83,7 @@ def _document(max_texts: int, max_chars: int, max_bytes: int, auth: bool) -> dic
         {"required": [field], "properties": {field: {"type": kind}}}
         for field, kind in (("text", "string"), ("texts", "array"))
     ]
+    limit_input(schemas, max_texts, max_chars)
     probe = {"200": _json(HealthResponse, "OK"), "503": _json(HealthResponse, "Not ready.")}
     document: dict[str, Any] = {
         "openapi": "3.1.0",
@@ -139,6 +144,7 @@ def _document(max_texts: int, max_chars: int, max_bytes: int, auth: bool) -> dic
         },
         "components": {"schemas": schemas},
     }
+    document["paths"].update(v2_paths())
     if auth:  # SENTIMENT_AUTH_TOKENS(_FILE): the prediction routes need a bearer token
         document["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
         for path in ("/predict", "/v1/models/{name}:predict"):
@@ -146,6 +152,10 @@ def _document(max_texts: int, max_chars: int, max_bytes: int, auth: bool) -> dic
             operation["security"] = [{"bearer": []}]
             shape = ErrorResponse if path == "/predict" else TFServingError
             operation["responses"]["401"] = _json(shape, "Missing or invalid bearer token.")
+        for path in MODEL_PATHS:
+            for operation in document["paths"][path].values():
+                operation["security"] = [{"bearer": []}]
+                operation["responses"]["401"] = _json(V2Error, "Missing or invalid bearer token.")
     return document
 
 

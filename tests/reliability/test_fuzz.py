@@ -18,17 +18,32 @@ from tests.reliability.harness import report, run_schemathesis, wait_for_workers
 
 pytestmark = pytest.mark.integration
 
+V2_INFER = "/infer$"
+# JSON Schema cannot tie a V2 input's shape to the length of its data, so a schema-valid V2
+# inference request may still be refused (400, as the protocol says): the V2 inference
+# operations run without the positive-data check, every other check on. The V2 model metadata
+# operations run with them, so the stateful phase learns the model's real name from their
+# responses and inference gets past the 404 of unknown models.
+FUZZ_RUNS = (
+    ("schemathesis", ("--exclude-path-regex", V2_INFER)),
+    (
+        "schemathesis V2 infer",
+        ("--include-path-regex", "^/v2/models/", "--exclude-checks", "positive_data_acceptance"),
+    ),
+)
+
 
 def test_fuzzing_from_the_openapi_document(
     server: Server, reference: dict[str, Any], tmp_path: Path
 ) -> None:
     workers = wait_for_workers(server.process.pid, WORKERS)
-    result = run_schemathesis(server, tmp_path)
-    output = result.stdout + result.stderr
-    summary = [line.strip() for line in output.splitlines() if "generated" in line]
-    report("schemathesis", exit=result.returncode, cases=summary[-1] if summary else "?")
-    assert result.returncode == 0, output[-6000:]
-    assert "No issues found" in output
+    for name, arguments in FUZZ_RUNS:
+        result = run_schemathesis(server, tmp_path, *arguments)
+        output = result.stdout + result.stderr
+        summary = [line.strip() for line in output.splitlines() if "generated" in line]
+        report(name, exit=result.returncode, cases=summary[-1] if summary else "?")
+        assert result.returncode == 0, output[-6000:]
+        assert "No issues found" in output, output[-3000:]
     assert_still_serving(server, reference)
     assert wait_for_workers(server.process.pid, WORKERS) == workers
     assert '"status": 500' not in server.log()
