@@ -12,6 +12,7 @@ import gzip
 import io
 import re
 from collections.abc import Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, cast
@@ -83,9 +84,8 @@ class Source:
         if self.kind == "parquet":
             yield from self._parquet()
             return
-        with self.path.open("rb") as raw:
+        with self.path.open("rb") as raw, _maybe_gunzip(raw, is_gzip(self.path)) as stream:
             self._raw = raw
-            stream = cast(IO[bytes], gzip.GzipFile(fileobj=raw)) if is_gzip(self.path) else raw
             try:
                 if self.kind == "jsonl":
                     yield from _jsonl_rows(stream)
@@ -112,6 +112,10 @@ class Source:
                 line += 1
                 yield SourceRow(line, values)
             self._parquet_read = line
+
+
+def _maybe_gunzip(raw: IO[bytes], compressed: bool) -> AbstractContextManager[IO[bytes]]:
+    return cast(IO[bytes], gzip.GzipFile(fileobj=raw)) if compressed else nullcontext(raw)
 
 
 def require_pyarrow_parquet() -> Any:
@@ -151,8 +155,12 @@ def _undecodable(raw: bytes) -> str | None:
 
 
 def _csv_rows(stream: IO[bytes], kind: str, where: str) -> Iterator[SourceRow]:
-    text = io.TextIOWrapper(stream, encoding="utf-8", errors="surrogateescape", newline="")
-    reader = csv.reader(text, _DIALECTS[kind], strict=True)
+    # Closing the wrapper (at the end or when the consumer stops early) closes the stream too.
+    with io.TextIOWrapper(stream, encoding="utf-8", errors="surrogateescape", newline="") as text:
+        yield from _csv_records(csv.reader(text, _DIALECTS[kind], strict=True), kind, where)
+
+
+def _csv_records(reader: Any, kind: str, where: str) -> Iterator[SourceRow]:
     try:
         header = [name.strip() for name in next(reader, [])]
     except csv.Error as exc:

@@ -28,7 +28,7 @@ from training.scoring.predict import Scorer, text_problem
 # Reads and writes reserve no CPU: the model actors hold the node's CPUs for as long as the
 # pipeline runs, so a read task waiting for one would wait forever (a deadlock with N actors
 # on N CPUs). Their real CPU use is small next to the model's.
-IO_TASK_ARGS = {"num_cpus": 0}
+IO_TASK_ARGS: dict[str, Any] = {"num_cpus": 0}
 
 
 def require_ray() -> Any:
@@ -89,6 +89,7 @@ class BatchScorer:
         kept = table.filter(keep) if rejects else table
         texts = kept.column(self.text_column).to_pylist()
         probabilities = self.scorer.probabilities(self.scorer.encode(texts))
+        kept = _plain_columns(kept, self.text_column, texts)
         kept = kept.rename_columns([self.scorer.carried_name(n) for n in kept.column_names])
         for name, values in self.scorer.columns(probabilities).items():
             kept = kept.append_column(name, pyarrow.array(values))
@@ -96,6 +97,27 @@ class BatchScorer:
 
         ray.get(self.sink.record.remote(len(texts), rejects))
         return kept
+
+
+def _plain_columns(table: Any, text_column: str, texts: list[str]) -> Any:
+    """Return ``table`` with Ray's pickled-object columns turned back into Arrow types.
+
+    Ray's JSON reader pickles a column it cannot convert (a text column holding a missing
+    value, say); written as is, the output would hold pickles instead of values.
+    """
+    import pyarrow
+
+    for position, name in enumerate(table.column_names):
+        column = table.column(name)
+        if not isinstance(column.type, pyarrow.ExtensionType):
+            continue
+        values = texts if name == text_column else column.to_pylist()
+        try:
+            plain = pyarrow.array(values)
+        except (pyarrow.ArrowInvalid, pyarrow.ArrowTypeError):
+            plain = pyarrow.array([None if v is None else repr(v) for v in values])
+        table = table.set_column(position, name, plain)
+    return table
 
 
 def _without(row: dict[str, Any], scorer: BatchScorer) -> dict[str, Any]:
@@ -213,9 +235,9 @@ def _output_kind(options: ScoringOptions, in_kind: str) -> str:
 def _read(ray: Any, path: Path, kind: str) -> Any:
     location = str(path)
     if kind == "parquet":
-        return ray.data.read_parquet(location, ray_remote_args=IO_TASK_ARGS)
+        return ray.data.read_parquet(location, **IO_TASK_ARGS)
     if kind == "jsonl":
-        return ray.data.read_json(location, lines=True, ray_remote_args=IO_TASK_ARGS)
+        return ray.data.read_json(location, lines=True, **IO_TASK_ARGS)
     import pyarrow.csv
 
     delimiter = "\t" if kind == "tsv" else ","
@@ -223,7 +245,7 @@ def _read(ray: Any, path: Path, kind: str) -> Any:
         location,
         parse_options=pyarrow.csv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
         file_extensions=None,
-        ray_remote_args=IO_TASK_ARGS,
+        **IO_TASK_ARGS,
     )
 
 
