@@ -159,6 +159,16 @@ def check_server(
         fail(f"{where}: terminationGracePeriodSeconds {grace} <= preStop + graceful = {needed}")
 
 
+def ray_pods(spec: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Yield (role, pod spec) for a RayJob's submitter, head and worker groups."""
+    if "submitterPodTemplate" in spec:
+        yield "submitter", spec["submitterPodTemplate"]["spec"]
+    cluster = spec["rayClusterSpec"]
+    yield "head", cluster["headGroupSpec"]["template"]["spec"]
+    for group in cluster.get("workerGroupSpecs", []):
+        yield f"workers {group['groupName']}", group["template"]["spec"]
+
+
 def check_manifests(rendered: Path, image: dict[str, Any]) -> None:
     """Walk every rendered kustomization."""
     by_file: dict[str, list[dict[str, Any]]] = {}
@@ -177,6 +187,9 @@ def check_manifests(rendered: Path, image: dict[str, Any]) -> None:
             if obj["kind"] in {"Deployment", "Job"}:
                 spec = obj["spec"]["template"]["spec"]
                 check_pod(where, spec, image)
+            if obj["kind"] == "RayJob":
+                for role, pod in ray_pods(obj["spec"]):
+                    check_pod(f"{where} {role}", pod, image)
             if obj["kind"] == "Deployment":
                 check_server(where, obj["spec"]["template"]["spec"], config, image)
                 containers = obj["spec"]["template"]["spec"]["containers"]

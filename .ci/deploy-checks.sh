@@ -12,16 +12,18 @@ REQUIREMENTS=.ci/deploy-requirements.txt
 PYTHON=${PYTHON:-python3}
 RENDERED=build/k8s-rendered
 # Every kustomization users apply (base too: it must stand on its own).
-KUSTOMIZATIONS=(base overlays/cpu overlays/gpu overlays/trained-model storage training monitoring kserve)
+KUSTOMIZATIONS=(base overlays/cpu overlays/gpu overlays/trained-model storage training monitoring kserve batch)
 # The oldest Kubernetes release these manifests support, and the newest the validator knows.
 K8S_VERSIONS=(1.30.0 1.37.0)
 # Custom resources kubernetes-validate has no schema for (it warns and skips them); any other
 # warning -- an unknown kind or a removed apiVersion -- fails the check. The KServe objects get
-# a structural test instead (tests/service/test_kserve_manifests.py).
+# a structural test instead (tests/service/test_kserve_manifests.py), and so does the RayJob
+# (tests/training/scoring/test_rayjob.py).
 CRD_KINDS=(
     'ServiceMonitor with api version monitoring.coreos.com/v1'
     'ServingRuntime with api version serving.kserve.io/v1alpha1'
     'InferenceService with api version serving.kserve.io/v1beta1'
+    'RayJob with api version ray.io/v1'
 )
 
 step() { printf '\n== %s\n' "$*"; }
