@@ -182,12 +182,16 @@ class Tokenizer:
 
     def encode(self, text: str) -> list[int]:
         """Return the ids of one text (unknown words -> OOV id, or dropped without one)."""
-        lookup = self._lookup
-        oov = self.oov_index
-        ids = [lookup.get(token, oov) for token in self.standardizer.tokens(text)]
-        if oov is None:
+        ids = self.token_ids(self.standardizer.tokens(text))
+        if self.oov_index is None:
             return [i for i in ids if i is not None]
         return ids  # type: ignore[return-value]  # no None left when there is an OOV id
+
+    def token_ids(self, tokens: Sequence[str]) -> list[int | None]:
+        """Return each token's id: the OOV id for unknown words, None where one is dropped."""
+        lookup = self._lookup
+        oov = self.oov_index
+        return [lookup.get(token, oov) for token in tokens]
 
     def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
         """Return the ids of every text."""
