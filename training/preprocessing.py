@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import chain
-from typing import Literal
+from typing import Literal, TypeVar
 
 import numpy as np
 
@@ -14,6 +14,7 @@ from training.tokenizer import Tokenizer
 
 Side = Literal["pre", "post"]
 SIDES: tuple[Side, ...] = ("pre", "post")
+Item = TypeVar("Item")
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class SequenceSpec:
             )
 
 
-def truncate(ids: list[int], maxlen: int, truncating: Side) -> list[int]:
+def truncate(ids: list[Item], maxlen: int, truncating: Side) -> list[Item]:
     """Cut ``ids`` to at most ``maxlen``, dropping from the start ('pre') or the end ('post')."""
     if len(ids) <= maxlen:
         return ids

@@ -101,4 +101,4 @@ def encode_spans(preprocessor: TextPreprocessor, text: str) -> list[TokenSpan]:
         if index is not None
     ]
     spec = preprocessor.spec
-    return truncate(kept, spec.maxlen, spec.truncating)  # type: ignore[arg-type]
+    return truncate(kept, spec.maxlen, spec.truncating)
