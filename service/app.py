@@ -19,7 +19,7 @@ from service.logs import configure_logging
 from service.metrics import Metrics
 from service.model import ServableModel
 from service.predictor import Predictor
-from service.routes import ops, predict, tfserving, v2
+from service.routes import explain, ops, predict, tfserving, v2
 from service.runtime import Runtime
 from service.state import EXTENSION
 
@@ -91,6 +91,7 @@ def create_app(
     app.extensions[EXTENSION] = runtime
     for blueprint in (
         predict.blueprint,
+        explain.blueprint,
         tfserving.blueprint,
         v2.blueprint,
         v2.health,

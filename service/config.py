@@ -57,6 +57,15 @@ class Settings(BaseSettings):
     max_texts_per_request: int = Field(256, ge=1)
     """Texts in one /predict request; more is a 422."""
 
+    explain_max_texts_per_request: int = Field(8, ge=1)
+    """Texts in one /explain request (each costs one model row per token); more is a 422."""
+
+    explain_max_queue_texts: int = Field(16, ge=1)
+    """Texts waiting to be explained per worker; past it /explain gets 503 + Retry-After."""
+
+    explain_chunk_rows: int = Field(32, ge=1, le=4096)
+    """Rows per explain model call: between calls, queued /predict work goes first."""
+
     max_text_chars: int = Field(20_000, ge=1)
     """Characters in one text; longer is a 422 (IMDB's longest review is ~14k)."""
 

@@ -26,6 +26,8 @@ disable_created_metrics()  # the *_created series double the output and nobody g
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+# An explanation is one model row per token: up to seconds for a long review on CPU.
+EXPLAIN_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 RATIO_BUCKETS = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0)
 
 
@@ -75,6 +77,18 @@ class Metrics:
             "sentiment_queue_depth",
             "Texts waiting for the model.",
             multiprocess_mode="livesum",
+            registry=r,
+        )
+        self.explain_duration = Histogram(
+            "sentiment_explain_duration_seconds",
+            "Time to explain one /explain request (queue wait included), apart from /predict.",
+            buckets=EXPLAIN_BUCKETS,
+            registry=r,
+        )
+        self.explained_tokens = Histogram(
+            "sentiment_explained_tokens",
+            "Tokens per /explain request: each one costs a model row.",
+            buckets=BATCH_BUCKETS,
             registry=r,
         )
         self.texts = Counter("sentiment_texts", "Texts predicted.", registry=r)

@@ -13,6 +13,7 @@ from typing import Protocol
 import numpy as np
 
 from training.bundle import BundleMetadata
+from training.spans import TokenSpan
 
 
 class ServableModel(Protocol):
@@ -43,6 +44,10 @@ class ServableModel(Protocol):
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         """Tokenize and truncate texts exactly as training did."""
+        ...
+
+    def encode_spans(self, text: str) -> list[TokenSpan]:
+        """Return the ids ``encode`` gives ``text``, with each token's span in the text."""
         ...
 
     def predict_encoded(self, encoded: Sequence[Sequence[int]]) -> np.ndarray:

@@ -21,6 +21,7 @@ from service.planning import CallCosts, plan_calls
 from training.batches import model_function
 from training.bundle import Bundle, BundleMetadata, load_bundle
 from training.preprocessing import bucket_for, length_buckets
+from training.spans import TokenSpan, encode_spans
 
 log = logging.getLogger(__name__)
 
@@ -201,6 +202,10 @@ class Predictor:
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         """Tokenize and truncate, exactly as training did."""
         return self.bundle.preprocessor.encode(texts)
+
+    def encode_spans(self, text: str) -> list[TokenSpan]:
+        """Return the ids ``encode`` gives ``text``, with each token's span (for explanations)."""
+        return encode_spans(self.bundle.preprocessor, text)
 
     def pad(self, encoded: Sequence[Sequence[int]]) -> np.ndarray:
         """Pad a batch to the bucket of its longest text (and, under XLA, of its size)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
 
@@ -11,8 +12,11 @@ from service.batching import DynamicBatcher
 from service.config import Settings
 from service.decoding import Predictions
 from service.errors import InferenceFailed, InferenceTimeout, NotReady, ServiceError
+from service.explain_queue import ExplainQueue
 from service.metrics import Metrics
 from service.model import ServableModel
+from training.occlusion import Attribution
+from training.spans import TokenSpan
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +43,12 @@ class Runtime:
             observer=metrics,
             on_crash=self._batcher_crashed,
         )
+        self.explainer = ExplainQueue(
+            predictor.predict_encoded,
+            predict_busy=lambda: self.batcher.queued_items > 0,
+            max_queue_texts=settings.explain_max_queue_texts,
+            chunk_rows=min(settings.explain_chunk_rows, settings.max_batch_size),
+        )
         self._on_broken = on_broken
         self.draining = False
         self.load_error: str | None = None
@@ -59,6 +69,9 @@ class Runtime:
                     on_failure(exc)
                 return
             self.batcher.start()
+            # A text with every token deleted is scored as /predict scores an empty text.
+            self.explainer.empty = self.predictor.encode([""])[0]
+            self.explainer.start()
             metadata = self.predictor.metadata
             self.metrics.model_info.labels(
                 metadata.name, metadata.version, self.predictor.runtime_name
@@ -112,9 +125,9 @@ class Runtime:
         """Finish queued batches and stop the batcher thread."""
         self.begin_shutdown()
         self.batcher.stop(timeout=self.settings.graceful_timeout_s)
+        self.explainer.stop(timeout=self.settings.graceful_timeout_s)
 
-    def predict(self, texts: Sequence[str]) -> Predictions:
-        """Encode, batch with concurrent requests, and return this request's rows."""
+    def _check_serving(self) -> None:
         if not self._started.is_set():
             raise NotReady(
                 "the model is not loaded yet" if self.load_error is None else "model failed to load"
@@ -125,6 +138,31 @@ class Runtime:
                 if self.draining
                 else "this worker cannot serve; it is being replaced"
             )
+
+    def explain(self, texts: Sequence[str]) -> list[tuple[list[TokenSpan], Attribution]]:
+        """Return each text's tokens (with spans) and their occlusion attributions."""
+        self._check_serving()
+        started = time.perf_counter()
+        spans = [self.predictor.encode_spans(text) for text in texts]
+        job = self.explainer.submit([[span.id for span in row] for row in spans])
+        try:
+            attributions = job.future.result(timeout=self.settings.request_timeout_s)
+        except FutureTimeout as exc:
+            job.abandon()
+            raise InferenceTimeout(
+                f"no explanation within {self.settings.request_timeout_s:g} s"
+            ) from exc
+        except ServiceError:
+            raise
+        except Exception as exc:
+            raise InferenceFailed("the model failed while explaining") from exc
+        self.metrics.explain_duration.observe(time.perf_counter() - started)
+        self.metrics.explained_tokens.observe(sum(len(row) for row in spans))
+        return list(zip(spans, attributions, strict=True))
+
+    def predict(self, texts: Sequence[str]) -> Predictions:
+        """Encode, batch with concurrent requests, and return this request's rows."""
+        self._check_serving()
         predictor = self.predictor
         with self.batcher.announce() as arrival:
             encoded = predictor.encode(texts)

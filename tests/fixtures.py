@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import threading
 import time
 from collections.abc import Sequence
@@ -12,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from training.bundle import BundleMetadata
+from training.spans import TokenSpan
 
 POSITIVE_WORDS = ["great", "wonderful", "loved", "superb", "moving", "brilliant", "fun"]
 NEGATIVE_WORDS = ["awful", "boring", "hated", "dull", "terrible", "waste", "bad"]
@@ -162,6 +164,14 @@ class FakePredictor:
         """Encode one text: one id per whitespace word, the last ``maxlen`` kept."""
         ids = [FAKE_VOCABULARY.get(word, FAKE_OOV) for word in text.lower().split()]
         return ids[-fake_metadata().maxlen :]
+
+    def encode_spans(self, text: str) -> list[TokenSpan]:
+        """Return ``encode_one``'s ids with each word's span."""
+        words = list(re.finditer(r"\S+", text))[-fake_metadata().maxlen :]
+        return [
+            TokenSpan(m.group(), FAKE_VOCABULARY.get(m.group().lower(), FAKE_OOV), *m.span())
+            for m in words
+        ]
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         """Encode texts deterministically."""

@@ -12,7 +12,9 @@ from flask.blueprints import BlueprintSetupState
 from werkzeug.routing import BaseConverter
 
 from service.errors import ModelNotFound, NotReady
+from service.explain_schemas import KServeExplainRequest
 from service.http import json_response, parse_body
+from service.routes.explain import explain_limits, explanation_dicts, method_dict
 from service.schemas import TFServingPredictRequest
 from service.state import limits, runtime
 
@@ -52,6 +54,23 @@ def predict(name: str, version: str | None = None) -> Response:
     body = parse_body(TFServingPredictRequest, limits())
     result = service.predict(body.instances)
     return json_response({"predictions": result.outputs.tolist()})
+
+
+@blueprint.post("/<segment:name>:explain")
+@blueprint.post("/<segment:name>/versions/<segment:version>:explain")
+def explain(name: str, version: str | None = None) -> Response:
+    """Explain each instance (KServe's V1 explain verb): tokens, spans, attributions."""
+    service = runtime()
+    if service.ready:
+        _check_model(name, version)
+    body = parse_body(KServeExplainRequest, explain_limits())
+    results = service.explain(body.instances)
+    return json_response(
+        {
+            "method": method_dict(),
+            "explanations": explanation_dicts(results, service.predictor.metadata.labels),
+        }
+    )
 
 
 @blueprint.get("/<segment:name>")
