@@ -58,8 +58,19 @@ endif
 deploy-check: ## offline checks of Dockerfile and k8s/ (own tools in .venv-deploy; no Docker, no cluster)
 	bash .ci/deploy-checks.sh
 
-bench: $(STAMP) ## throughput: model limit vs service vs naive Flask (bench/results/latest.*)
-	$(BIN)/python -m bench.run --data $(IMDB)/val.jsonl.gz
+# The peers (LitServe, BentoML) and front-end prototypes (gevent) run from their own venv, so
+# they never enter the service's dependencies; same TensorFlow as the service.
+BENCH_VENV := .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed-bench
+$(BENCH_STAMP): pyproject.toml $(CONSTRAINTS)
+	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install --quiet -e ".[cpu,bench]" \
+		"$$(grep -i '^tensorflow-cpu==' $(CONSTRAINTS))"
+	touch $@
+
+bench: $(STAMP) $(BENCH_STAMP) ## throughput: model limit, service, HTTP ceiling, naive, peers (bench/results/latest.*)
+	$(BIN)/python -m bench.run --data $(IMDB)/val.jsonl.gz --bench-venv $(BENCH_VENV)
 
 .PHONY: test-slow audit
 # Short by default (~2 min); e.g. `make test-slow RELIABILITY_SOAK_S=180` for a longer soak.

@@ -12,6 +12,7 @@ from training.data import read_texts
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _HTML_BREAK = re.compile(r"<\s*br\s*/?\s*>", re.IGNORECASE)
 SHORT_WORDS = (10, 20)  # a one-sentence review
+LISTED = "-listed"  # suffix of a payload whose bodies are {"texts": [text]}
 
 
 def short_sentences(texts: list[str]) -> list[str]:
@@ -33,7 +34,7 @@ def write_bodies(path: Path, bodies: list[dict[str, object]]) -> Path:
 def build_payloads(
     data: Path, out_dir: Path, *, count: int = 2000, seed: int = 0
 ) -> dict[str, Path]:
-    """Write the three payload files: single IMDB texts, single short texts, 32-text requests."""
+    """Write the payload files: single IMDB texts, single short texts, 32-text requests."""
     texts = read_texts(data)
     rng = random.Random(seed)
     rng.shuffle(texts)
@@ -42,6 +43,13 @@ def build_payloads(
     return {
         "imdb": write_bodies(out_dir / "imdb.jsonl", [{"text": t} for t in texts[:count]]),
         "short": write_bodies(out_dir / "short.jsonl", [{"text": t} for t in short[:count]]),
+        # The same single texts as one-element lists, for peers whose batchable API takes lists.
+        f"imdb{LISTED}": write_bodies(
+            out_dir / "imdb-listed.jsonl", [{"texts": [t]} for t in texts[:count]]
+        ),
+        f"short{LISTED}": write_bodies(
+            out_dir / "short-listed.jsonl", [{"texts": [t]} for t in short[:count]]
+        ),
         "multi32": write_bodies(
             out_dir / "multi32.jsonl",
             [{"texts": texts[i : i + 32]} for i in range(0, min(len(texts), count * 8), 32)],

@@ -64,7 +64,25 @@ def ratios(run: dict[str, Any]) -> dict[str, float]:
     offline = run.get("offline")
     if offline:
         out["offline scoring/limit"] = offline["texts_per_s"] / limit["batch_texts_per_s"]
+    for workload, c in (("imdb", 32), ("imdb", 128), ("short", 32)):
+        ours = _find(points, "service", workload, c)
+        peers = [_find(points, peer, workload, c) for peer in PEERS]
+        best = max((p["texts_per_s"] for p in peers if p), default=0.0)
+        if ours and best:
+            out[f"service/best peer {workload} c={c}"] = ours["texts_per_s"] / best
+    for prototype in sorted({p["server"] for p in points if p["server"].startswith("proto-")}):
+        found = _find(points, prototype, "short", 32)
+        if found and ceiling and ceiling["requests_per_s"]:
+            out[f"{prototype} short c=32/HTTP ceiling"] = (
+                found["requests_per_s"] / ceiling["requests_per_s"]
+            )
+        found = _find(points, prototype, "imdb", 32)
+        if found:
+            out[f"{prototype}/limit imdb c=32"] = found["texts_per_s"] / limit["batch_texts_per_s"]
     return out
+
+
+PEERS = ("litserve", "bentoml")
 
 
 # The serving-core targets (issue 13): ratio name -> (comparison, bound).
@@ -78,6 +96,9 @@ TARGETS: dict[str, tuple[str, float]] = {
     "cold_ready_s": ("<=", 20.0),
     "warm_ready_s": ("<=", 10.0),
     "pod_rss_mb_max": ("<=", 1500.0),
+    "service/best peer imdb c=32": (">=", 2.0),
+    "service/best peer imdb c=128": (">=", 2.0),
+    "service/best peer short c=32": (">=", 2.0),
 }
 
 
@@ -130,6 +151,10 @@ def markdown(run: dict[str, Any]) -> str:
     if starts:
         lines += ["", "| start and memory | value |", "| --- | ---: |"]
         lines += [f"| {name} | {value:.1f} |" for name, value in starts.items()]
+    memory = run.get("memory_mb", {})
+    if memory:
+        lines += ["", "| server | max RSS of all its processes under load, MB |", "| --- | ---: |"]
+        lines += [f"| {name} | {value:.0f} |" for name, value in memory.items()]
     offline = run.get("offline")
     if offline:
         lines += [

@@ -25,10 +25,11 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import requests
 
-from bench.payloads import build_payloads
+from bench.payloads import LISTED, build_payloads
 from bench.process_stats import tree_rss_mb
 from bench.report import best_limit, write_results
 
@@ -119,8 +120,20 @@ class Running:
 
 
 @contextmanager
-def server(command: list[str], port: int, env: dict[str, str], log: Path) -> Iterator[Running]:
-    """Start a server, wait for it to answer, yield it, stop it."""
+def server(
+    command: list[str],
+    port: int,
+    env: dict[str, str],
+    log: Path,
+    *,
+    probe_body: dict[str, Any] | None = None,
+    ready_timeout_s: float = 300,
+) -> Iterator[Running]:
+    """Start a server, wait for it to answer, yield it, stop it.
+
+    Our service is ready when ``/readyz`` says so; any other server when ``POST /predict`` with
+    ``probe_body`` (default ``{"text": "warm up"}``) answers 200.
+    """
     with log.open("wb") as sink:
         process = subprocess.Popen(
             command,
@@ -132,20 +145,21 @@ def server(command: list[str], port: int, env: dict[str, str], log: Path) -> Ite
     url = f"http://127.0.0.1:{port}"
     started = time.monotonic()
     try:
-        deadline = time.monotonic() + 300
+        deadline = time.monotonic() + ready_timeout_s
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 raise RuntimeError(f"{command[0]} exited; see {log}")
             try:
-                probe = "/readyz" if "sentiment-serve" in command[0] else "/predict"
                 reply = (
-                    requests.get(url + probe, timeout=2)
-                    if probe == "/readyz"
-                    else requests.post(url + probe, json={"text": "warm up"}, timeout=30)
+                    requests.get(url + "/readyz", timeout=2)
+                    if "sentiment-serve" in command[0]
+                    else requests.post(
+                        url + "/predict", json=probe_body or {"text": "warm up"}, timeout=30
+                    )
                 )
                 if reply.status_code == 200:
                     break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # still starting
                 pass
             time.sleep(0.5)
         else:
@@ -222,13 +236,19 @@ def measure_server(
     wrk: str,
     seconds: int,
     plan: list[tuple[str, int]],
+    listed: bool = False,
 ) -> list[Point]:
-    """Warm up, then run every (workload, concurrency) of the plan."""
-    run_wrk(wrk, url + "/predict", payloads["imdb"], 8, 3)  # warm-up, not recorded
+    """Warm up, then run every (workload, concurrency) of the plan.
+
+    ``listed``: send each text as ``{"texts": [text]}`` (peers whose batchable API takes lists).
+    """
+    suffix = LISTED if listed else ""
+    run_wrk(wrk, url + "/predict", payloads["imdb" + suffix], 8, 3)  # warm-up, not recorded
     points = []
     for workload, concurrency in plan:
         texts = 32 if workload == "multi32" else 1
-        result = run_wrk(wrk, url + "/predict", payloads[workload], concurrency, seconds)
+        body = payloads[workload + suffix]
+        result = run_wrk(wrk, url + "/predict", body, concurrency, seconds)
         point = Point(
             name,
             workload,
@@ -250,6 +270,89 @@ def measure_server(
     return points
 
 
+# Peers and front-end prototypes: (server name, how to start it, payloads as lists?). Each runs
+# from the bench environment (.venv-bench, the `bench` extra) on the same bundle and cores.
+PEER_PLAN = [("imdb", 32), ("imdb", 128), ("short", 32)]
+PROTOTYPE_PLAN = [("imdb", 1), *PEER_PLAN]
+GEVENT = "--worker-class gevent --worker-connections 256"
+
+
+def alternative_servers(bench_bin: Path, port: int) -> dict[str, tuple[list[str], dict[str, str]]]:
+    """Return name -> (command, extra environment) of every peer and prototype."""
+    serve = [str(bench_bin / "sentiment-serve")]
+    split = [
+        str(bench_bin / "gunicorn"),
+        *("-c", "python:bench.prototypes.split_conf"),
+        "bench.prototypes.split_wsgi:app()",
+    ]
+    return {
+        # Peers, each configured as its docs recommend (see bench/peers/).
+        "litserve": ([str(bench_bin / "python"), "-m", "bench.peers.litserve_app", str(port)], {}),
+        "bentoml": (
+            [
+                str(bench_bin / "bentoml"),
+                *("serve", "bench.peers.bentoml_service:Sentiment"),
+                *("--host", "127.0.0.1", "--port", str(port)),
+            ],
+            {"BENTOML_DO_NOT_TRACK": "true"},
+        ),
+        # Front-end prototypes: the service as shipped with one thing changed. (gevent workers
+        # around the in-worker model are not among them: loading and compiling the model on
+        # the event loop starved gunicorn's heartbeat and every worker was killed at 120 s.)
+        "proto-threads4": (serve, {"SENTIMENT_THREADS": "4"}),
+        # One model process per pod behind TensorFlow-free workers (bench/prototypes/), with
+        # gthread workers and with gevent workers (an event loop: nothing there blocks it).
+        "proto-process": (split, {}),
+        "proto-process-gevent": (split, {"GUNICORN_CMD_ARGS": GEVENT}),
+    }
+
+
+def measure_alternatives(
+    bench_bin: Path,
+    *,
+    env: dict[str, str],
+    payloads: dict[str, Path],
+    wrk: str,
+    seconds: int,
+    work: Path,
+    workers: int,
+) -> tuple[list[Point], dict[str, float]]:
+    """Run the peers and prototypes; return their points and each one's max pod RSS (MB)."""
+    points: list[Point] = []
+    memory: dict[str, float] = {}
+    for name in alternative_servers(bench_bin, 0):
+        port = free_port()
+        command, extra = alternative_servers(bench_bin, port)[name]
+        listed = name == "bentoml"
+        log = work / f"{name}.log"
+        ours = name.startswith("proto-")
+        try:
+            with server(
+                command,
+                port,
+                {**env, **extra, "SENTIMENT_PORT": str(port)},
+                log,
+                probe_body={"texts": ["warm up"]} if listed else None,
+                ready_timeout_s=900,  # peers compile every XLA program before they answer
+            ) as running:
+                if ours:  # measured once every XLA program is compiled, as the service is
+                    wait_compiled(log, 1 if name.startswith("proto-process") else workers, running)
+                with RssSampler(running.pid) as rss:
+                    points += measure_server(
+                        name,
+                        running.url,
+                        payloads=payloads,
+                        wrk=wrk,
+                        seconds=seconds,
+                        plan=PROTOTYPE_PLAN if ours else PEER_PLAN,
+                        listed=listed,
+                    )
+                memory[name] = rss.max_mb
+        except RuntimeError as exc:  # one broken peer must not cost the whole run
+            print(f"{name}: skipped: {exc}", flush=True)
+    return points, memory
+
+
 def main() -> None:
     """Run the whole benchmark and write the results."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -258,6 +361,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10, help="duration of each load run")
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument("--skip-naive", action="store_true")
+    parser.add_argument(
+        "--bench-venv",
+        type=Path,
+        default=Path(".venv-bench"),
+        help="environment with the `bench` extra (peers, prototypes); skipped if missing",
+    )
     args = parser.parse_args()
 
     wrk = ensure_wrk()
@@ -361,6 +470,30 @@ def main() -> None:
                 seconds=args.seconds,
                 plan=naive_plan,
             )
+    memory: dict[str, float] = {"service": starts.get("pod_rss_mb_max", 0.0)}
+    bench_bin = args.bench_venv / "bin"
+    if (bench_bin / "python").exists():
+        # One XLA cache for every alternative (the service's flag, and TF's for the peers):
+        # the same model's programs compile once, not once per server.
+        shared_cache = work / f"xla-cache-alternatives-{int(time.time())}"
+        alternative_points, alternative_memory = measure_alternatives(
+            bench_bin.resolve(),
+            env={
+                **service_env,
+                "SENTIMENT_XLA_CACHE_DIR": str(shared_cache),
+                "TF_XLA_FLAGS": f"--tf_xla_persistent_cache_directory={shared_cache}",
+            },
+            payloads=payloads,
+            wrk=wrk,
+            seconds=args.seconds,
+            work=work,
+            workers=workers,
+        )
+        points += alternative_points
+        memory.update(alternative_memory)
+        shutil.rmtree(shared_cache, ignore_errors=True)
+    else:
+        print(f"no {args.bench_venv}: peers and prototypes skipped (make bench builds it)")
     offline = measure_offline(bin_dir, args.model_dir, args.data, work)
     print(f"offline scoring: {offline['texts_per_s']:.0f} texts/s, whole process", flush=True)
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
@@ -374,6 +507,7 @@ def main() -> None:
             "limits": limits,
             "starts": starts,
             "offline": offline,
+            "memory_mb": memory,
             "points": [asdict(p) for p in points],
         },
     )

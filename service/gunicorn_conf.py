@@ -136,7 +136,10 @@ def _wait_until_loaded(worker: Any, runtime: Any) -> None:
     loader thread.
     """
     deadline = time.monotonic() + HOLD_MAX_S
-    while not worker.shutting_down and runtime.load_error is None:
+    # ``shutting_down`` is our worker class's; any other (a prototype's) has ``alive``.
+    while (
+        worker.alive and not getattr(worker, "shutting_down", False) and runtime.load_error is None
+    ):
         if time.monotonic() >= deadline:
             return
         worker.notify()
