@@ -17,6 +17,7 @@ import numpy as np
 from bench.prototypes import wire
 from training.bundle import BundleMetadata, check_bundle_files, read_metadata
 from training.preprocessing import TextPreprocessor
+from training.spans import TokenSpan, encode_spans
 
 CONNECT_TIMEOUT_S = 900.0  # the inference process compiles before it listens
 
@@ -67,6 +68,10 @@ class RemoteModel:
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         assert self._preprocessor is not None, "load() first"
         return self._preprocessor.encode(texts)
+
+    def encode_spans(self, text: str) -> list[TokenSpan]:
+        assert self._preprocessor is not None, "load() first"
+        return encode_spans(self._preprocessor, text)
 
     def predict_encoded(self, encoded: Sequence[Sequence[int]]) -> np.ndarray:
         assert self._sock is not None, "load() first"
