@@ -350,6 +350,19 @@ def build_evaluate_parser() -> argparse.ArgumentParser:
     parser.add_argument("--split", default="test", help="aclImdb split to read")
     parser.add_argument("--out", help="report JSON path (a Markdown twin is written beside it)")
     parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument(
+        "--explain-errors",
+        type=int,
+        default=0,
+        metavar="N",
+        help="write an HTML report of the N most confident wrong predictions, each word "
+        "shaded by its attribution (0: none)",
+    )
+    parser.add_argument(
+        "--explain-out",
+        help="the HTML report's path (default: beside --out as <stem>_errors.html, else "
+        "explain_errors.html)",
+    )
     _data_arguments(parser)
     return parser
 
@@ -364,7 +377,13 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
 def _evaluate(args: argparse.Namespace) -> None:
     from training.bundle import load_bundle
     from training.data import read_labelled
-    from training.evaluate import evaluate_bundle, with_bundle_labels, write_report
+    from training.evaluate import (
+        evaluate_bundle,
+        label_ids,
+        score_bundle,
+        with_bundle_labels,
+        write_report,
+    )
 
     bundle = load_bundle(args.model_dir)
     dataset = read_labelled(
@@ -377,10 +396,25 @@ def _evaluate(args: argparse.Namespace) -> None:
     # Raw labels (0/1) map to the bundle's names (negative/positive) as they did in training.
     if args.label_names is None:
         dataset = with_bundle_labels(dataset, bundle.metadata)
-    report = evaluate_bundle(bundle, dataset, batch_size=args.batch_size)
+    probabilities = score_bundle(bundle, dataset, batch_size=args.batch_size)
+    report = evaluate_bundle(bundle, dataset, probabilities=probabilities)
     if args.out:
         out = Path(args.out)
         write_report(report, out.parent, out.stem)
+    if args.explain_errors > 0:
+        from training import explain_report
+
+        target = Path(
+            args.explain_out
+            or (Path(args.out).with_name(f"{Path(args.out).stem}_errors.html") if args.out else "")
+            or "explain_errors.html"
+        )
+        truth = label_ids(dataset, bundle.metadata.labels)
+        html = explain_report.render_report(
+            bundle, dataset, truth, probabilities, args.explain_errors
+        )
+        explain_report.write_report(target, html)
+        logging.getLogger(__name__).info("wrote the explained errors to %s", target)
     print(json.dumps(report, indent=2))
 
 

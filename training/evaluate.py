@@ -79,17 +79,29 @@ def classification_report(
     return report
 
 
-def evaluate_bundle(bundle: Bundle, dataset: Dataset, *, batch_size: int = 256) -> dict[str, Any]:
-    """Score a loaded bundle on a labelled dataset and return its report."""
+def evaluate_bundle(
+    bundle: Bundle,
+    dataset: Dataset,
+    *,
+    batch_size: int = 256,
+    probabilities: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """Score a loaded bundle on a labelled dataset (or take its ``probabilities``); report."""
     labels = bundle.metadata.labels
     truth = label_ids(dataset, labels)
-    probabilities = predict_probabilities(
-        bundle.model, bundle.preprocessor, dataset.texts, batch_size=batch_size, progress=True
-    )
+    if probabilities is None:
+        probabilities = score_bundle(bundle, dataset, batch_size=batch_size)
     report = classification_report(labels, truth, probabilities)
     report["model"] = {"name": bundle.metadata.name, "version": bundle.metadata.version}
     report["data"] = dataset.source
     return report
+
+
+def score_bundle(bundle: Bundle, dataset: Dataset, *, batch_size: int = 256) -> np.ndarray:
+    """Return the bundle's class probabilities for every text of ``dataset``."""
+    return predict_probabilities(
+        bundle.model, bundle.preprocessor, dataset.texts, batch_size=batch_size, progress=True
+    )
 
 
 def report_markdown(report: dict[str, Any], title: str = "Evaluation report") -> str:
