@@ -14,6 +14,7 @@ from pathlib import Path
 from training.errors import TrainingError
 from training.scoring.formats import FORMATS
 from training.scoring.local import DEFAULT_CHUNK_ROWS, ScoringOptions, Summary
+from training.scoring.ray_engine import RAY_CHUNK_ROWS  # imports Ray only when it runs
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,8 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--chunk-rows",
         type=_positive,
-        default=DEFAULT_CHUNK_ROWS,
-        help="rows read, scored and committed together (Ray: per batch)",
+        help=f"rows read, scored and committed together (default: {DEFAULT_CHUNK_ROWS}; Ray: "
+        f"rows per block given to an actor, default {RAY_CHUNK_ROWS})",
     )
     parser.add_argument("--batch-size", type=_positive, default=256, help="texts per model call")
     parser.add_argument(
@@ -76,7 +77,8 @@ def run(args: argparse.Namespace) -> Summary:
         input_format=args.format,
         output_format=args.output_format,
         text_column=args.text_column,
-        chunk_rows=args.chunk_rows,
+        chunk_rows=args.chunk_rows
+        or (RAY_CHUNK_ROWS if args.engine == "ray" else DEFAULT_CHUNK_ROWS),
         batch_size=args.batch_size,
         resume=args.resume,
         strict=args.strict,

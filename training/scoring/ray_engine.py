@@ -29,6 +29,13 @@ from training.scoring.predict import Scorer, text_problem
 # pipeline runs, so a read task waiting for one would wait forever (a deadlock with N actors
 # on N CPUs). Their real CPU use is small next to the model's.
 IO_TASK_ARGS: dict[str, Any] = {"num_cpus": 0}
+# Rows per actor call (map_batches' batch_size).
+RAY_CHUNK_ROWS = 1024
+# Ray hands a whole block to one actor, and by default a file of up to 128 MiB is read as one
+# block: 5,000 reviews (6.5 MB) would all go to a single actor. Smaller blocks spread a file
+# over the pool as the reader goes. (Ray's repartition would do it too, but its tasks need a
+# CPU that the actors hold: a deadlock with N actors on N CPUs.)
+BLOCK_BYTES = 1 << 20
 
 
 def require_ray() -> Any:
@@ -187,6 +194,7 @@ def score_with_ray(
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True  # output files follow the input's order
     context.enable_progress_bars = False
+    context.target_max_block_size = BLOCK_BYTES
     sink = _sink_class(ray).remote()
     dataset = _read(ray, options.data, in_kind).map_batches(
         BatchScorer,
