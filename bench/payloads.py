@@ -13,6 +13,12 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _HTML_BREAK = re.compile(r"<\s*br\s*/?\s*>", re.IGNORECASE)
 SHORT_WORDS = (10, 20)  # a one-sentence review
 LISTED = "-listed"  # suffix of a payload whose bodies are {"texts": [text]}
+V2 = "-v2"  # suffix of a payload of V2 inference requests
+
+
+def v2_body(text: str) -> dict[str, object]:
+    """Return a V2 inference request for one text."""
+    return {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": [text]}]}
 
 
 def short_sentences(texts: list[str]) -> list[str]:
@@ -50,6 +56,9 @@ def build_payloads(
         f"short{LISTED}": write_bodies(
             out_dir / "short-listed.jsonl", [{"texts": [t]} for t in short[:count]]
         ),
+        # The same single texts as Open Inference Protocol (V2) requests, JSON form.
+        f"imdb{V2}": write_bodies(out_dir / "imdb-v2.jsonl", [v2_body(t) for t in texts[:count]]),
+        f"short{V2}": write_bodies(out_dir / "short-v2.jsonl", [v2_body(t) for t in short[:count]]),
         "multi32": write_bodies(
             out_dir / "multi32.jsonl",
             [{"texts": texts[i : i + 32]} for i in range(0, min(len(texts), count * 8), 32)],

@@ -64,6 +64,18 @@ def ratios(run: dict[str, Any]) -> dict[str, float]:
     offline = run.get("offline")
     if offline:
         out["offline scoring/limit"] = offline["texts_per_s"] / limit["batch_texts_per_s"]
+    bulk = run.get("bulk")
+    if bulk:
+        out["bulk scoring/limit"] = bulk["texts_per_s"] / limit["batch_texts_per_s"]
+    for workload in ("imdb", "short"):
+        v2, ours = _find(points, "service-v2", workload, 32), _find(points, "service", workload, 32)
+        if v2 and ours:
+            out[f"V2/predict {workload} c=32"] = v2["texts_per_s"] / ours["texts_per_s"]
+    loaded = _find(points, "service+explain", "imdb", 32)
+    if loaded and service32:
+        out["predict under explain load/alone imdb c=32"] = (
+            loaded["texts_per_s"] / service32["texts_per_s"]
+        )
     for workload, c in (("imdb", 32), ("imdb", 128), ("short", 32)):
         ours = _find(points, "service", workload, c)
         peers = [_find(points, peer, workload, c) for peer in PEERS]
@@ -93,6 +105,7 @@ TARGETS: dict[str, tuple[str, float]] = {
     "c=1 p50 / single-text call": ("<=", 1.3),
     "c=1 p99 / single-text call": ("<=", 2.0),
     "offline scoring/limit": (">=", 0.7),
+    "bulk scoring/limit": (">=", 0.7),
     "cold_ready_s": ("<=", 20.0),
     "warm_ready_s": ("<=", 10.0),
     "pod_rss_mb_max": ("<=", 1500.0),
@@ -161,6 +174,13 @@ def markdown(run: dict[str, Any]) -> str:
             "",
             f"Offline scoring (`sentiment-evaluate`, whole process): {offline['texts']} texts in "
             f"{offline['seconds']:.1f} s = {offline['texts_per_s']:.0f} texts/s.",
+        ]
+    bulk = run.get("bulk")
+    if bulk:
+        lines += [
+            "",
+            f"Bulk scoring (`sentiment-predict`, local engine, whole process): {bulk['texts']} "
+            f"texts in {bulk['seconds']:.1f} s = {bulk['texts_per_s']:.0f} texts/s.",
         ]
     lines += [
         "",

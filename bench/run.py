@@ -29,9 +29,10 @@ from typing import Any
 
 import requests
 
-from bench.payloads import LISTED, build_payloads
+from bench.payloads import LISTED, V2, build_payloads
 from bench.process_stats import tree_rss_mb
 from bench.report import best_limit, write_results
+from training.bundle import read_metadata
 
 HERE = Path(__file__).resolve().parent
 LUA = HERE / "bodies.lua"
@@ -237,18 +238,21 @@ def measure_server(
     seconds: int,
     plan: list[tuple[str, int]],
     listed: bool = False,
+    suffix: str = "",
+    path: str = "/predict",
 ) -> list[Point]:
     """Warm up, then run every (workload, concurrency) of the plan.
 
-    ``listed``: send each text as ``{"texts": [text]}`` (peers whose batchable API takes lists).
+    ``listed``: send each text as ``{"texts": [text]}`` (peers whose batchable API takes lists);
+    ``suffix``/``path``: another payload form and route (e.g. V2 requests to its infer route).
     """
-    suffix = LISTED if listed else ""
-    run_wrk(wrk, url + "/predict", payloads["imdb" + suffix], 8, 3)  # warm-up, not recorded
+    suffix = LISTED if listed else suffix
+    run_wrk(wrk, url + path, payloads["imdb" + suffix], 8, 3)  # warm-up, not recorded
     points = []
     for workload, concurrency in plan:
         texts = 32 if workload == "multi32" else 1
         body = payloads[workload + suffix]
-        result = run_wrk(wrk, url + "/predict", body, concurrency, seconds)
+        result = run_wrk(wrk, url + path, body, concurrency, seconds)
         point = Point(
             name,
             workload,
@@ -353,6 +357,78 @@ def measure_alternatives(
     return points, memory
 
 
+def measure_protocols_and_explain(
+    url: str, model_name: str, *, payloads: dict[str, Path], wrk: str, seconds: int
+) -> list[Point]:
+    """V2 inference at c=32 (beside /predict's), and /predict at c=32 under /explain load."""
+    points = measure_server(
+        "service-v2",
+        url,
+        payloads=payloads,
+        wrk=wrk,
+        seconds=seconds,
+        plan=[("imdb", 32), ("short", 32)],
+        suffix=V2,
+        path=f"/v2/models/{model_name}/infer",
+    )
+    # Two clients keep /explain busy (each review: one model row per token) while /predict
+    # is measured; the explain runs' own figures are not the point.
+    explain = threading.Thread(
+        target=run_wrk,
+        args=(wrk, url + "/explain", payloads["imdb"], 2, seconds + 4),
+        daemon=True,
+    )
+    explain.start()
+    time.sleep(2)
+    points += measure_server(
+        "service+explain",
+        url,
+        payloads=payloads,
+        wrk=wrk,
+        seconds=seconds,
+        plan=[("imdb", 32)],
+    )
+    explain.join()
+    return points
+
+
+def offline_corpus(data: Path, work: Path) -> Path:
+    """Return the file offline scoring is timed on: IMDB's 25,000 labelled training reviews.
+
+    That is train + val beside ``data`` (20,000 + 5,000, as the dataset ships them): long
+    enough that start-up does not dominate; gzip members concatenate into one valid file.
+    ``data`` alone where the train file is not there.
+    """
+    train = data.parent / "train.jsonl.gz"
+    if not train.is_file():
+        return data
+    corpus = work / "imdb-25k.jsonl.gz"
+    with corpus.open("wb") as out:
+        for part in (train, data):
+            out.write(part.read_bytes())
+    return corpus
+
+
+def measure_bulk(bin_dir: Path, model_dir: Path, data: Path, work: Path) -> dict[str, float]:
+    """Time `sentiment-predict` (bulk scoring, local engine) on the file, start-up included."""
+    out = work / "bulk-predictions.jsonl"
+    started = time.monotonic()
+    subprocess.run(
+        [
+            str(bin_dir / "sentiment-predict"),
+            *("--model-dir", str(model_dir), "--data", str(data), "--out", str(out)),
+            "--quiet",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    seconds = time.monotonic() - started
+    with out.open("rb") as rows:
+        count = sum(1 for _ in rows)
+    out.unlink()
+    return {"texts": count, "seconds": seconds, "texts_per_s": count / seconds}
+
+
 def main() -> None:
     """Run the whole benchmark and write the results."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -436,6 +512,13 @@ def main() -> None:
                     )
                 starts["pod_rss_mb_max"] = rss.max_mb
                 print(f"service pod RSS under load: max {rss.max_mb:.0f} MB", flush=True)
+                points += measure_protocols_and_explain(
+                    running.url,
+                    read_metadata(args.model_dir).name,
+                    payloads=payloads,
+                    wrk=wrk,
+                    seconds=args.seconds,
+                )
     shutil.rmtree(cache, ignore_errors=True)
 
     ceiling_port = free_port()
@@ -494,8 +577,11 @@ def main() -> None:
         shutil.rmtree(shared_cache, ignore_errors=True)
     else:
         print(f"no {args.bench_venv}: peers and prototypes skipped (make bench builds it)")
-    offline = measure_offline(bin_dir, args.model_dir, args.data, work)
+    offline_data = offline_corpus(args.data, work)
+    offline = measure_offline(bin_dir, args.model_dir, offline_data, work)
     print(f"offline scoring: {offline['texts_per_s']:.0f} texts/s, whole process", flush=True)
+    bulk = measure_bulk(bin_dir, args.model_dir, offline_data, work)
+    print(f"bulk scoring: {bulk['texts_per_s']:.0f} texts/s, whole process", flush=True)
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
     write_results(
         args.out,
@@ -507,6 +593,7 @@ def main() -> None:
             "limits": limits,
             "starts": starts,
             "offline": offline,
+            "bulk": bulk,
             "memory_mb": memory,
             "points": [asdict(p) for p in points],
         },
