@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,23 +16,29 @@ PADDING = 8_000
 TOLERANCE_MB = 48
 
 
+# The child reports its own VmHWM: ru_maxrss (getrusage, wait4) would count the pytest parent
+# too, since Linux carries the high-water mark of the process image replaced by exec over.
+_RUN_AND_REPORT_PEAK = """
+import sys
+from training.scoring.cli import main
+code = main(sys.argv[1:])
+peak = next(line for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+sys.stderr.write("peak-kib " + peak.split()[1] + "\\n")
+sys.exit(code)
+"""
+
+
 def _peak_rss_mb(bundle: Path, data: Path, out: Path) -> float:
     """Run `sentiment-predict` in a child process; return the child's peak RSS in MiB."""
     command = [
-        *(sys.executable, "-m", "training.scoring"),
+        *(sys.executable, "-c", _RUN_AND_REPORT_PEAK),
         *("--model-dir", str(bundle), "--data", str(data), "--out", str(out)),
         *("--chunk-rows", "256", "--quiet"),
     ]
-    child = subprocess.Popen(
-        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ}
-    )
-    _, status, usage = os.wait4(child.pid, 0)
-    assert child.stderr is not None
-    error = child.stderr.read().decode(errors="replace")
-    child.stderr.close()
-    child.returncode = os.waitstatus_to_exitcode(status)
-    assert child.returncode == 0, error[-2000:]
-    return usage.ru_maxrss / 1024  # Linux reports KiB
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (peak,) = [line for line in done.stderr.splitlines() if line.startswith("peak-kib ")]
+    return int(peak.split()[1]) / 1024
 
 
 def test_peak_memory_does_not_grow_with_the_input(tiny_bundle: Path, tmp_path: Path) -> None:
