@@ -9,6 +9,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from service.config import Settings
+from service.explain_openapi import EXPLAIN_MODELS, EXPLAIN_PATHS, explain_paths, limit_explain
 from service.schemas import (
     ErrorResponse,
     HealthResponse,
@@ -31,6 +32,7 @@ _MODELS: tuple[type[BaseModel], ...] = (
     TFServingPredictResponse,
     TFServingError,
     *V2_MODELS,
+    *EXPLAIN_MODELS,
 )
 _ERRORS = {
     "400": "Body is not valid JSON.",
@@ -65,7 +67,9 @@ def _schemas() -> dict[str, Any]:
 
 
 @cache
-def _document(max_texts: int, max_chars: int, max_bytes: int, auth: bool) -> dict[str, Any]:
+def _document(
+    max_texts: int, max_chars: int, max_bytes: int, auth: bool, explain_max_texts: int
+) -> dict[str, Any]:
     schemas = _schemas()
     for name in ("PredictRequest", "TFServingPredictRequest"):
         for field in ("texts", "instances"):
@@ -84,6 +88,7 @@ def _document(max_texts: int, max_chars: int, max_bytes: int, auth: bool) -> dic
         for field, kind in (("text", "string"), ("texts", "array"))
     ]
     limit_input(schemas, max_texts, max_chars)
+    limit_explain(schemas, explain_max_texts, max_chars)
     probe = {"200": _json(HealthResponse, "OK"), "503": _json(HealthResponse, "Not ready.")}
     document: dict[str, Any] = {
         "openapi": "3.1.0",
@@ -145,12 +150,13 @@ def _document(max_texts: int, max_chars: int, max_bytes: int, auth: bool) -> dic
         "components": {"schemas": schemas},
     }
     document["paths"].update(v2_paths())
+    document["paths"].update(explain_paths(_json, _errors(ErrorResponse), _errors(TFServingError)))
     if auth:  # SENTIMENT_AUTH_TOKENS(_FILE): the prediction routes need a bearer token
         document["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
-        for path in ("/predict", "/v1/models/{name}:predict"):
-            operation = document["paths"][path]["post"]
+        for path in ("/predict", "/v1/models/{name}:predict", *EXPLAIN_PATHS):
+            operation = next(iter(document["paths"][path].values()))
             operation["security"] = [{"bearer": []}]
-            shape = ErrorResponse if path == "/predict" else TFServingError
+            shape = TFServingError if path.startswith("/v1/") else ErrorResponse
             operation["responses"]["401"] = _json(shape, "Missing or invalid bearer token.")
         for path in MODEL_PATHS:
             for operation in document["paths"][path].values():
@@ -166,4 +172,5 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
         settings.max_text_chars,
         settings.max_body_bytes,
         bool(settings.bearer_tokens),
+        settings.explain_max_texts_per_request,
     )

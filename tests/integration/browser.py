@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -57,17 +58,27 @@ def ensure_chromium() -> tuple[str | None, str]:
     return (found, "") if found else (None, "apt-get installed chromium but no binary found")
 
 
+def _above_ten(fd: int) -> int:
+    moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10)
+    os.close(fd)
+    return moved
+
+
 class Browser:
     """One headless Chromium with one page; ``call`` sends a DevTools command to it."""
 
     def __init__(self, binary: str) -> None:
         self._profile = tempfile.TemporaryDirectory(prefix="chromium-")
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115 - Chromium's stderr, kept open
         to_browser, self._to_browser = os.pipe()
         self._from_browser, from_browser = os.pipe()
-        # The shell moves the pipe ends onto descriptors 3 and 4 (no preexec_fn in Python).
+        # bash moves the pipe ends onto descriptors 3 and 4 (no preexec_fn in Python); from
+        # 10 up first, so that one redirection never overwrites the other's source (dash
+        # refuses descriptors above 9, bash does not).
+        to_browser, from_browser = (_above_ten(fd) for fd in (to_browser, from_browser))
         self.process = subprocess.Popen(
             [
-                "sh",
+                "bash",
                 "-c",
                 f'exec "$0" "$@" 3<&{to_browser} 4>&{from_browser}',
                 binary,
@@ -77,7 +88,7 @@ class Browser:
             ],
             pass_fds=(to_browser, from_browser),
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=self._log,
         )
         os.close(to_browser)
         os.close(from_browser)
@@ -106,7 +117,9 @@ class Browser:
         while b"\0" not in self._buffer:
             chunk = os.read(self._from_browser, 1 << 16)
             if not chunk:
-                raise RuntimeError("Chromium closed the DevTools pipe")
+                self._log.seek(0)
+                output = self._log.read()[-2000:].decode(errors="replace")
+                raise RuntimeError(f"Chromium closed the DevTools pipe:\n{output}")
             self._buffer += chunk
         message, self._buffer = self._buffer.split(b"\0", 1)
         return dict(json.loads(message))
@@ -162,4 +175,5 @@ class Browser:
             self.process.wait()
         os.close(self._to_browser)
         os.close(self._from_browser)
+        self._log.close()
         self._profile.cleanup()
