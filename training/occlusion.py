@@ -37,7 +37,7 @@ class Attribution:
 
 def variants(ids: Sequence[int], empty: Sequence[int]) -> list[list[int]]:
     """Return the text itself, then the text without each token in turn."""
-    rows = [list(ids)]
+    rows = [list(ids) or list(empty)]  # no tokens: scored as /predict scores it
     rows += [list(ids[:i]) + list(ids[i + 1 :]) or list(empty) for i in range(len(ids))]
     return rows
 
@@ -51,6 +51,8 @@ def chunks(rows: list[list[int]], size: int) -> Iterator[list[list[int]]]:
 def attribute(outputs: np.ndarray) -> Attribution:
     """Turn the raw outputs of ``variants`` (text first) into an ``Attribution``."""
     probabilities = to_class_probabilities(np.asarray(outputs, dtype=np.float64))
+    # A row without a defined output (NaN) says "no idea": uniform, as /predict decodes it.
+    probabilities = np.nan_to_num(probabilities, nan=1.0 / probabilities.shape[1])
     return Attribution(probabilities[0], probabilities[0] - probabilities[1:])
 
 

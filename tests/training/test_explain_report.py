@@ -71,3 +71,14 @@ def test_evaluate_writes_the_explained_errors(
     assert report.count('class="case"') == 3
     assert "<script" not in report
     assert "<span style" in report
+
+
+@pytest.mark.parametrize("text", ["", "<br />", "   "])
+def test_a_text_without_tokens_is_scored_as_predict_scores_it(
+    tiny_nbsvm_bundle: Path, text: str
+) -> None:
+    bundle = load_bundle(tiny_nbsvm_bundle)
+    ((spans, attribution),) = explain_texts(bundle, [text])
+    assert spans == []
+    expected = predict_probabilities(bundle.model, bundle.preprocessor, [text])[0]
+    np.testing.assert_allclose(attribution.probabilities, expected, atol=1e-6)
