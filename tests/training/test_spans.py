@@ -36,7 +36,9 @@ HOSTILE = [
 ]
 
 
-def _preprocessor(standardizer: Standardizer, maxlen: int = 24, truncating: str = "pre"):
+def _preprocessor(
+    standardizer: Standardizer, maxlen: int = 24, truncating: str = "pre"
+) -> TextPreprocessor:
     texts = [text for text, _ in make_reviews(50)] + HOSTILE
     tokenizer = Tokenizer.fit(texts, num_words=40, standardizer=standardizer)
     return TextPreprocessor(tokenizer, SequenceSpec(maxlen, truncating=truncating))  # type: ignore[arg-type]
