@@ -63,8 +63,12 @@ class Settings(BaseSettings):
     explain_max_queue_texts: int = Field(16, ge=1)
     """Texts waiting to be explained per worker; past it /explain gets 503 + Retry-After."""
 
-    explain_chunk_rows: int = Field(32, ge=1, le=4096)
-    """Rows per explain model call: between calls, queued /predict work goes first."""
+    explain_chunk_rows: int = Field(8, ge=1, le=4096)
+    """Rows per explain model call: between calls, /predict work goes first."""
+
+    explain_max_yield_ms: float = Field(500.0, ge=0, le=60_000)
+    """Longest an explain call waits for /predict to go idle before it runs anyway (so
+    explanations still finish, slowly, under a /predict flood)."""
 
     max_text_chars: int = Field(20_000, ge=1)
     """Characters in one text; longer is a 422 (IMDB's longest review is ~14k)."""

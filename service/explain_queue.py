@@ -4,7 +4,8 @@ One explanation costs one model row per token (``training.occlusion``): a long r
 few hundred rows, as much as a full predict batch. So explanations do not share the predict
 batcher: they wait in their own bounded queue (full: 503 + Retry-After), run one at a time
 in calls of ``chunk_rows`` rows, and before each call step aside while predict work is
-queued (up to ``max_yield_s`` per call, so explanations still progress under a flood).
+queued or running (up to ``max_yield_s`` per call, so explanations still progress, slowly,
+under a flood).
 A caller that gave up (timeout) has the rest of its rows skipped.
 """
 
@@ -51,8 +52,8 @@ class ExplainQueue:
         *,
         predict_busy: Callable[[], bool],
         max_queue_texts: int = 16,
-        chunk_rows: int = 32,
-        max_yield_s: float = 0.05,
+        chunk_rows: int = 8,
+        max_yield_s: float = 0.5,
     ) -> None:
         self._run = run
         self.empty: Sequence[int] = ()  # the encoding of an empty text, set once loaded
@@ -138,7 +139,7 @@ class ExplainQueue:
         return results
 
     def _step_aside(self) -> None:
-        """Wait (a little) while predict requests are queued: they go first."""
+        """Wait (up to ``max_yield_s``) while predict work is queued or running: it goes first."""
         deadline = time.monotonic() + self.max_yield_s
         while self._predict_busy() and time.monotonic() < deadline:
             time.sleep(YIELD_POLL_S)

@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
 
+import numpy as np
+
 from service.batching import DynamicBatcher
 from service.config import Settings
 from service.decoding import Predictions
@@ -35,8 +37,9 @@ class Runtime:
         self.settings = settings
         self.predictor = predictor
         self.metrics = metrics
+        self._predicting = 0  # predict batches inside the model now (explanations wait)
         self.batcher = DynamicBatcher(
-            predictor.predict_encoded,
+            self._predict_batch,
             max_batch_size=settings.max_batch_size,
             max_wait_s=settings.max_batch_wait_ms / 1000,
             max_queue_items=settings.max_queue_texts,
@@ -45,14 +48,24 @@ class Runtime:
         )
         self.explainer = ExplainQueue(
             predictor.predict_encoded,
-            predict_busy=lambda: self.batcher.queued_items > 0,
+            predict_busy=lambda: self._predicting > 0 or self.batcher.queued_items > 0,
             max_queue_texts=settings.explain_max_queue_texts,
             chunk_rows=min(settings.explain_chunk_rows, settings.max_batch_size),
+            max_yield_s=settings.explain_max_yield_ms / 1000,
         )
         self._on_broken = on_broken
         self.draining = False
         self.load_error: str | None = None
         self._started = threading.Event()
+
+    def _predict_batch(self, encoded: Sequence[Sequence[int]]) -> np.ndarray:
+        # Counted so that explanations wait while a predict batch runs, not only while one is
+        # queued: under load the batcher takes each batch at once, so the queue looks empty.
+        self._predicting += 1  # one batcher thread: no race on the counter
+        try:
+            return self.predictor.predict_encoded(encoded)
+        finally:
+            self._predicting -= 1
 
     def start(
         self, *, background: bool = True, on_failure: Callable[[Exception], None] | None = None
