@@ -32,8 +32,9 @@ YIELD_POLL_S = 0.001
 class ExplainJob:
     """Queued texts; ``future`` gets one ``Attribution`` per text."""
 
-    def __init__(self, texts: Sequence[Sequence[int]]) -> None:
+    def __init__(self, texts: Sequence[Sequence[int]], empty: Sequence[int]) -> None:
         self.texts = texts
+        self.empty = empty
         self.future: Future[list[Attribution]] = Future()
         self.abandoned = threading.Event()
 
@@ -56,7 +57,6 @@ class ExplainQueue:
         max_yield_s: float = 0.5,
     ) -> None:
         self._run = run
-        self.empty: Sequence[int] = ()  # the encoding of an empty text, set once loaded
         self._predict_busy = predict_busy
         self.max_queue_texts = max_queue_texts
         self.chunk_rows = chunk_rows
@@ -89,9 +89,9 @@ class ExplainQueue:
         """Return how many texts wait to be explained."""
         return self._queued_texts
 
-    def submit(self, texts: Sequence[Sequence[int]]) -> ExplainJob:
-        """Queue encoded texts."""
-        job = ExplainJob(texts)
+    def submit(self, texts: Sequence[Sequence[int]], empty: Sequence[int] = ()) -> ExplainJob:
+        """Queue encoded texts; ``empty``: the encoding of a text without tokens."""
+        job = ExplainJob(texts, empty)
         with self._lock:
             if not self._running:
                 raise NotReady("the worker is shutting down")
@@ -130,7 +130,7 @@ class ExplainQueue:
         results = []
         for ids in job.texts:
             outputs = []
-            for chunk in chunks(variants(ids, self.empty), self.chunk_rows):
+            for chunk in chunks(variants(ids, job.empty), self.chunk_rows):
                 if job.abandoned.is_set():
                     return []
                 self._step_aside()

@@ -82,8 +82,6 @@ class Runtime:
                     on_failure(exc)
                 return
             self.batcher.start()
-            # A text with every token deleted is scored as /predict scores an empty text.
-            self.explainer.empty = self.predictor.encode([""])[0]
             self.explainer.start()
             metadata = self.predictor.metadata
             self.metrics.model_info.labels(
@@ -157,7 +155,9 @@ class Runtime:
         self._check_serving()
         started = time.perf_counter()
         spans = [self.predictor.encode_spans(text) for text in texts]
-        job = self.explainer.submit([[span.id for span in row] for row in spans])
+        # A text with every token deleted is scored as /predict scores an empty text.
+        empty = self.predictor.encode([""])[0]
+        job = self.explainer.submit([[span.id for span in row] for row in spans], empty)
         try:
             attributions = job.future.result(timeout=self.settings.request_timeout_s)
         except FutureTimeout as exc:

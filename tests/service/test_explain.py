@@ -151,11 +151,10 @@ def _model(encoded: Sequence[Sequence[int]]) -> np.ndarray:
 
 def test_offline_and_queued_explanations_agree() -> None:
     queue = ExplainQueue(_model, predict_busy=lambda: False, chunk_rows=2)
-    queue.empty = [1]
     queue.start()
     try:
         ids = [2, 6, 4, 3, 7]
-        (queued,) = queue.submit([ids]).future.result(timeout=5)
+        (queued,) = queue.submit([ids], [1]).future.result(timeout=5)
     finally:
         queue.stop(5)
     offline = explain_ids(ids, _model, empty=[1], chunk_rows=3)
