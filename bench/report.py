@@ -192,14 +192,15 @@ def markdown(run: dict[str, Any]) -> str:
 
 
 def plot(run: dict[str, Any], path: Path) -> None:
-    """Plot throughput and p99 against concurrency for the limit, the service and naive."""
+    """Plot throughput and p99 against concurrency: the limit, the service, naive, the peers."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    for server, style in (("service", "o-"), ("naive", "s--")):
+    styles = (("service", "o-"), ("naive", "s--"), ("litserve", "^:"), ("bentoml", "v:"))
+    for server, style in styles:
         points = sorted(
             (p for p in run["points"] if p["server"] == server and p["workload"] == "imdb"),
             key=lambda p: p["concurrency"],
