@@ -14,28 +14,9 @@ import pytest
 
 from tests.integration.server import Server
 from tests.reliability.conftest import WORKERS, assert_still_serving
-from tests.reliability.harness import report, run_schemathesis, wait_for_workers
+from tests.reliability.harness import FUZZ_RUNS, report, run_schemathesis, wait_for_workers
 
 pytestmark = pytest.mark.integration
-
-V2_INFER = "/infer$"
-# JSON Schema cannot tie a V2 input's shape to the length of its data, so a schema-valid V2
-# inference request may still be refused (400, as the protocol says): the V2 inference
-# operations run without the positive-data check, every other check on. The V2 model metadata
-# operations and /readyz run with them, so the stateful phase learns the model's real name from
-# their responses and inference gets past the 404 of unknown models.
-FUZZ_RUNS = (
-    ("schemathesis", ("--exclude-path-regex", V2_INFER)),
-    (
-        "schemathesis V2 infer",
-        (
-            "--include-path-regex",
-            "^/v2/models/|^/readyz$",
-            "--exclude-checks",
-            "positive_data_acceptance",
-        ),
-    ),
-)
 
 
 def test_fuzzing_from_the_openapi_document(

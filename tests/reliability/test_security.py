@@ -27,6 +27,7 @@ from service.state import EXTENSION
 from tests.fixtures import FakePredictor
 from tests.integration.server import Server, running_server
 from tests.reliability.harness import (
+    FUZZ_RUNS,
     LOOPBACK,
     raw_request,
     report,
@@ -402,12 +403,13 @@ def test_real_server_requires_a_token(auth_server: Server) -> None:
 @pytest.mark.integration
 def test_real_server_fuzzed_with_a_token(auth_server: Server, tmp_path: Path) -> None:
     workers = wait_for_workers(auth_server.process.pid, 1)
-    result = run_schemathesis(
-        auth_server, tmp_path, "--header", f"Authorization: Bearer {TOKENS[1]}"
-    )
-    output = result.stdout + result.stderr
-    report("schemathesis-auth", exit=result.returncode)
-    assert result.returncode == 0, output[-6000:]
+    for name, arguments in FUZZ_RUNS:  # the same runs as test_fuzz, with a valid token
+        result = run_schemathesis(
+            auth_server, tmp_path, "--header", f"Authorization: Bearer {TOKENS[1]}", *arguments
+        )
+        output = result.stdout + result.stderr
+        report(f"{name} (auth)", exit=result.returncode)
+        assert result.returncode == 0, output[-6000:]
     assert wait_for_workers(auth_server.process.pid, 1) == workers
 
 
