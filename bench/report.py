@@ -125,7 +125,7 @@ def target_rows(run: dict[str, Any]) -> list[str]:
         value = values[name]
         met = value >= bound if comparison == ">=" else value <= bound
         rows.append(
-            f"| {name} | {value:.2f} | {comparison} {bound:g} | {'met' if met else 'MISSED'} |"
+            f"| {name} | {value:.3f} | {comparison} {bound:g} | {'met' if met else 'MISSED'} |"
         )
     return rows
 
