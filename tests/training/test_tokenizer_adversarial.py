@@ -6,9 +6,12 @@ worker. So each shape below is encoded at 2k and at 20k characters (the request 
 the same ``TextPreprocessor.encode`` the bundle uses, with every standardizer, and must
 
 * grow near-linearly: time(20k) / time(2k) < 30 (quadratic would be ~100x), and
-* fit a budget: under 20 ms for 20k characters (a normal 20k review takes ~2 ms; the worst
-  shape, ``"İ" * 20_000``, lowercases to ``"i\\u0307" * 20_000``: 40k tokens, the most 20k
-  characters can make, 10-18 ms on a busy 2-core machine).
+* cost at most 40x what 20k characters of ordinary review text cost, measured side by side in
+  the same test (ordinary text: ~1.5 ms; the worst shape, ``"İ" * 20_000``, lowercases to
+  ``"i\\u0307" * 20_000``: 40k tokens, the most 20k characters can make, ~13x that; the old
+  regex on ``"<br"`` + whitespace: ~800x). A ratio, not a fixed number of milliseconds: the
+  machine's speed varies (a fixed 20 ms budget failed CI once at 23 ms on the "İ" shape, then
+  measured 19 ms on a quiet machine), the ratio does not.
 
 Times are the thread's CPU time, best of 5 (of 20 on a suspicious result): the GIL is held for
 about that long, and time the CPU spends on other processes of a shared machine is not counted.
@@ -25,6 +28,7 @@ import re
 import sys
 import time
 from collections.abc import Callable
+from functools import cache
 
 import pytest
 from hypothesis import given, settings
@@ -43,7 +47,7 @@ from training.tokenizer import (
 SMALL = 2_000
 LARGE = 20_000  # Settings.max_text_chars
 MAX_GROWTH = 30.0
-BUDGET_S = 0.020
+MAX_VS_ORDINARY = 40.0  # time(hostile 20k) / time(ordinary 20k)
 
 # Every code point `str.isspace()` or the regex `\s` accepts (29 on CPython 3.11), not just " ".
 _ALL_CODE_POINTS = "".join(map(chr, range(sys.maxunicode + 1)))
@@ -143,6 +147,16 @@ def best_time(run: Callable[[], object], repeats: int, give_up_s: float = 0.5) -
             gc.enable()
 
 
+_ORDINARY = "This movie was surprisingly good, and the acting was fine. "
+
+
+@cache
+def ordinary_time(standardizer: str) -> float:
+    """Return the best encode time of 20k characters of ordinary review text."""
+    text = _cycle(_ORDINARY)(LARGE)
+    return best_time(lambda: PREPROCESSORS[standardizer].encode([text]), 20)
+
+
 def measure(
     preprocessor: TextPreprocessor, make: Callable[[int], str], repeats: int
 ) -> tuple[float, float]:
@@ -160,13 +174,19 @@ def measure(
 def test_encoding_is_linear_and_within_budget(shape: str, standardizer: str) -> None:
     preprocessor = PREPROCESSORS[standardizer]
     small_s, large_s = measure(preprocessor, SHAPES[shape], repeats=5)
-    failing = large_s > MAX_GROWTH * small_s or large_s > BUDGET_S
-    if failing and large_s < 5 * BUDGET_S:
+    budget_s = MAX_VS_ORDINARY * ordinary_time(standardizer)
+    failing = large_s > MAX_GROWTH * small_s or large_s > budget_s
+    if failing and large_s < 5 * budget_s:
         # The machine is shared: before failing, make sure it was not just a noisy neighbour.
         small_s, large_s = measure(preprocessor, SHAPES[shape], repeats=20)
-    detail = f"{shape!r}: 2k {small_s * 1e3:.3f} ms, 20k {large_s * 1e3:.3f} ms"
+        ordinary_time.cache_clear()
+        budget_s = MAX_VS_ORDINARY * ordinary_time(standardizer)
+    detail = (
+        f"{shape!r}: 2k {small_s * 1e3:.3f} ms, 20k {large_s * 1e3:.3f} ms, "
+        f"ordinary 20k text {budget_s / MAX_VS_ORDINARY * 1e3:.3f} ms"
+    )
     assert large_s < MAX_GROWTH * small_s, f"superlinear growth, {detail}"
-    assert large_s < BUDGET_S, f"over the {BUDGET_S * 1e3:.0f} ms budget, {detail}"
+    assert large_s < budget_s, f"over {MAX_VS_ORDINARY:g}x ordinary text, {detail}"
 
 
 def test_whitespace_set_is_unicode_wide() -> None:
