@@ -13,7 +13,6 @@ thread end anyway, the queue is failed at once, ``healthy`` turns false and ``on
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -25,6 +24,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from service.errors import NotReady, Overloaded
+from service.serving_thread import ServingThread
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +74,10 @@ class Arrival:
             self._batcher._arrival_cancelled()
 
 
-class DynamicBatcher:
+class DynamicBatcher(ServingThread):
     """Runs ``predict_fn`` on batches built from concurrent submissions, on its own thread."""
+
+    thread_name = "batcher"
 
     def __init__(
         self,
@@ -87,6 +89,7 @@ class DynamicBatcher:
         observer: BatchObserver | None = None,
         on_crash: Callable[[], None] | None = None,
     ) -> None:
+        super().__init__()
         self._predict = predict_fn
         self._on_crash = on_crash
         self.failures = 0  # batches failed outside the model call (a bug; logged)
@@ -98,28 +101,8 @@ class DynamicBatcher:
         self._queue: deque[tuple[_Job, int]] = deque()  # (job, first row not yet batched)
         self._queued_items = 0
         self._announced = 0
-        self._lock = threading.Condition()
-        self._running = False
-        self._thread: threading.Thread | None = None
 
-    # -- lifecycle -------------------------------------------------------------------------
-
-    def start(self) -> None:
-        """Start the batcher thread."""
-        with self._lock:
-            if self._running:
-                return
-            self._running = True
-        self._thread = threading.Thread(target=self._loop, name="batcher", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float | None = None) -> None:
-        """Refuse new work, finish everything already queued, then stop the thread."""
-        with self._lock:
-            self._running = False
-            self._lock.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout)
+    # -- lifecycle: start() and stop() are ServingThread's -------------------------------
 
     @property
     def healthy(self) -> bool:

@@ -21,6 +21,7 @@ from concurrent.futures import Future
 import numpy as np
 
 from service.errors import NotReady, Overloaded
+from service.serving_thread import ServingThread
 from training.occlusion import Attribution, RunFn, attribute, chunks, variants
 
 log = logging.getLogger(__name__)
@@ -44,8 +45,10 @@ class ExplainJob:
         self.future.cancel()
 
 
-class ExplainQueue:
+class ExplainQueue(ServingThread):
     """A bounded queue of explanations, served by one thread at lower priority than predict."""
+
+    thread_name = "explainer"
 
     def __init__(
         self,
@@ -56,6 +59,7 @@ class ExplainQueue:
         chunk_rows: int = 8,
         max_yield_s: float = 0.5,
     ) -> None:
+        super().__init__()
         self._run = run
         self._predict_busy = predict_busy
         self.max_queue_texts = max_queue_texts
@@ -63,26 +67,6 @@ class ExplainQueue:
         self.max_yield_s = max_yield_s
         self._queue: deque[ExplainJob] = deque()
         self._queued_texts = 0
-        self._lock = threading.Condition()
-        self._running = False
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        """Start the explain thread."""
-        with self._lock:
-            if self._running:
-                return
-            self._running = True
-        self._thread = threading.Thread(target=self._loop, name="explainer", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float | None = None) -> None:
-        """Refuse new explanations, finish the queued ones, stop the thread."""
-        with self._lock:
-            self._running = False
-            self._lock.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout)
 
     @property
     def queued_texts(self) -> int:
