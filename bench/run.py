@@ -20,7 +20,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -212,21 +212,25 @@ class RssSampler:
         self._thread.join()
 
 
+def timed_scoring(command: list[str], count_texts: Callable[[], int]) -> dict[str, float]:
+    """Run a scoring command to the end, start-up included; return its texts/s."""
+    started = time.monotonic()
+    subprocess.run(command, check=True, capture_output=True)
+    seconds = time.monotonic() - started
+    count = count_texts()
+    return {"texts": count, "seconds": seconds, "texts_per_s": count / seconds}
+
+
 def measure_offline(bin_dir: Path, model_dir: Path, data: Path, work: Path) -> dict[str, float]:
     """Time `sentiment-evaluate` on the whole file, process start-up included."""
-    started = time.monotonic()
-    subprocess.run(
+    report = work / "offline-report.json"
+    return timed_scoring(
         [
             str(bin_dir / "sentiment-evaluate"),
-            *("--model-dir", str(model_dir), "--data", str(data)),
-            *("--out", str(work / "offline-report.json")),
+            *("--model-dir", str(model_dir), "--data", str(data), "--out", str(report)),
         ],
-        check=True,
-        capture_output=True,
+        lambda: int(json.loads(report.read_text())["count"]),
     )
-    seconds = time.monotonic() - started
-    count = json.loads((work / "offline-report.json").read_text())["count"]
-    return {"texts": count, "seconds": seconds, "texts_per_s": count / seconds}
 
 
 def measure_server(
@@ -281,8 +285,11 @@ PROTOTYPE_PLAN = [("imdb", 1), *PEER_PLAN]
 GEVENT = "--worker-class gevent --worker-connections 256"
 
 
-def alternative_servers(bench_bin: Path, port: int) -> dict[str, tuple[list[str], dict[str, str]]]:
-    """Return name -> (command, extra environment) of every peer and prototype."""
+Launch = tuple[list[str], dict[str, str]]  # command, extra environment
+
+
+def alternative_servers(bench_bin: Path) -> dict[str, Callable[[int], Launch]]:
+    """Return name -> how to launch it on a port, for every peer and prototype."""
     serve = [str(bench_bin / "sentiment-serve")]
     split = [
         str(bench_bin / "gunicorn"),
@@ -291,8 +298,11 @@ def alternative_servers(bench_bin: Path, port: int) -> dict[str, tuple[list[str]
     ]
     return {
         # Peers, each configured as its docs recommend (see bench/peers/).
-        "litserve": ([str(bench_bin / "python"), "-m", "bench.peers.litserve_app", str(port)], {}),
-        "bentoml": (
+        "litserve": lambda port: (
+            [str(bench_bin / "python"), "-m", "bench.peers.litserve_app", str(port)],
+            {},
+        ),
+        "bentoml": lambda port: (
             [
                 str(bench_bin / "bentoml"),
                 *("serve", "bench.peers.bentoml_service:Sentiment"),
@@ -300,14 +310,15 @@ def alternative_servers(bench_bin: Path, port: int) -> dict[str, tuple[list[str]
             ],
             {"BENTOML_DO_NOT_TRACK": "true"},
         ),
-        # Front-end prototypes: the service as shipped with one thing changed. (gevent workers
-        # around the in-worker model are not among them: loading and compiling the model on
-        # the event loop starved gunicorn's heartbeat and every worker was killed at 120 s.)
-        "proto-threads4": (serve, {"SENTIMENT_THREADS": "4"}),
+        # Front-end prototypes: the service as shipped with one thing changed, on the port
+        # SENTIMENT_PORT names. (gevent workers around the in-worker model are not among them:
+        # loading and compiling the model on the event loop starved gunicorn's heartbeat and
+        # every worker was killed at 120 s.)
+        "proto-threads4": lambda port: (serve, {"SENTIMENT_THREADS": "4"}),
         # One model process per pod behind TensorFlow-free workers (bench/prototypes/), with
         # gthread workers and with gevent workers (an event loop: nothing there blocks it).
-        "proto-process": (split, {}),
-        "proto-process-gevent": (split, {"GUNICORN_CMD_ARGS": GEVENT}),
+        "proto-process": lambda port: (split, {}),
+        "proto-process-gevent": lambda port: (split, {"GUNICORN_CMD_ARGS": GEVENT}),
     }
 
 
@@ -324,9 +335,9 @@ def measure_alternatives(
     """Run the peers and prototypes; return their points and each one's max pod RSS (MB)."""
     points: list[Point] = []
     memory: dict[str, float] = {}
-    for name in alternative_servers(bench_bin, 0):
+    for name, launch in alternative_servers(bench_bin).items():
         port = free_port()
-        command, extra = alternative_servers(bench_bin, port)[name]
+        command, extra = launch(port)
         listed = name == "bentoml"
         log = work / f"{name}.log"
         ours = name.startswith("proto-")
@@ -412,21 +423,21 @@ def offline_corpus(data: Path, work: Path) -> Path:
 def measure_bulk(bin_dir: Path, model_dir: Path, data: Path, work: Path) -> dict[str, float]:
     """Time `sentiment-predict` (bulk scoring, local engine) on the file, start-up included."""
     out = work / "bulk-predictions.jsonl"
-    started = time.monotonic()
-    subprocess.run(
+
+    def count_rows() -> int:
+        with out.open("rb") as rows:
+            count = sum(1 for _ in rows)
+        out.unlink()
+        return count
+
+    return timed_scoring(
         [
             str(bin_dir / "sentiment-predict"),
             *("--model-dir", str(model_dir), "--data", str(data), "--out", str(out)),
             "--quiet",
         ],
-        check=True,
-        capture_output=True,
+        count_rows,
     )
-    seconds = time.monotonic() - started
-    with out.open("rb") as rows:
-        count = sum(1 for _ in rows)
-    out.unlink()
-    return {"texts": count, "seconds": seconds, "texts_per_s": count / seconds}
 
 
 def main() -> None:
