@@ -166,8 +166,20 @@ def markdown(run: dict[str, Any]) -> str:
         lines += [f"| {name} | {value:.1f} |" for name, value in starts.items()]
     memory = run.get("memory_mb", {})
     if memory:
-        lines += ["", "| server | max RSS of all its processes under load, MB |", "| --- | ---: |"]
-        lines += [f"| {name} | {value:.0f} |" for name, value in memory.items()]
+        lines += [
+            "",
+            "Memory of all a server's processes under load, MB (peaks): RSS sums each "
+            "process's resident pages, so pages shared between workers count once per worker; "
+            "PSS counts each page once, as the pod's memory cgroup does.",
+            "",
+            "| server | RSS | PSS |",
+            "| --- | ---: | ---: |",
+        ]
+        for name, measured in memory.items():
+            # Runs from before PSS was measured hold RSS only.
+            sizes = measured if isinstance(measured, dict) else {"rss": measured, "pss": None}
+            pss = "" if sizes["pss"] is None else f"{sizes['pss']:.0f}"
+            lines.append(f"| {name} | {sizes['rss']:.0f} | {pss} |")
     offline = run.get("offline")
     if offline:
         lines += [

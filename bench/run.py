@@ -30,7 +30,7 @@ from typing import Any
 import requests
 
 from bench.payloads import LISTED, V2, build_payloads
-from bench.process_stats import tree_rss_mb
+from bench.process_stats import tree_memory_mb
 from bench.report import best_limit, write_results
 from training.bundle import read_metadata
 
@@ -190,20 +190,28 @@ def wait_compiled(log: Path, workers: int, running: Running, timeout: float = 60
     return running.ready_s + (time.monotonic() - (deadline - timeout))
 
 
-class RssSampler:
-    """Samples a process tree's resident memory every half second; keeps the maximum."""
+class MemorySampler:
+    """Samples a process tree's memory every half second; keeps the maxima of RSS and PSS."""
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
-        self.max_mb = 0.0
+        self.max_rss_mb = 0.0
+        self.max_pss_mb = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
     def _sample(self) -> None:
         while not self._stop.wait(0.5):
-            self.max_mb = max(self.max_mb, tree_rss_mb(self.pid))
+            rss, pss = tree_memory_mb(self.pid)
+            self.max_rss_mb = max(self.max_rss_mb, rss)
+            self.max_pss_mb = max(self.max_pss_mb, pss)
 
-    def __enter__(self) -> RssSampler:
+    @property
+    def maxima(self) -> dict[str, float]:
+        """Return the peaks, as the report lists them."""
+        return {"rss": self.max_rss_mb, "pss": self.max_pss_mb}
+
+    def __enter__(self) -> MemorySampler:
         self._thread.start()
         return self
 
@@ -331,10 +339,10 @@ def measure_alternatives(
     seconds: int,
     work: Path,
     workers: int,
-) -> tuple[list[Point], dict[str, float]]:
-    """Run the peers and prototypes; return their points and each one's max pod RSS (MB)."""
+) -> tuple[list[Point], dict[str, dict[str, float]]]:
+    """Run the peers and prototypes; return their points and each one's peak memory (MB)."""
     points: list[Point] = []
-    memory: dict[str, float] = {}
+    memory: dict[str, dict[str, float]] = {}
     for name, launch in alternative_servers(bench_bin).items():
         port = free_port()
         command, extra = launch(port)
@@ -352,7 +360,7 @@ def measure_alternatives(
             ) as running:
                 if ours:  # measured once every XLA program is compiled, as the service is
                     wait_compiled(log, 1 if name.startswith("proto-process") else workers, running)
-                with RssSampler(running.pid) as rss:
+                with MemorySampler(running.pid) as memory_sampler:
                     points += measure_server(
                         name,
                         running.url,
@@ -362,7 +370,7 @@ def measure_alternatives(
                         plan=PROTOTYPE_PLAN if ours else PEER_PLAN,
                         listed=listed,
                     )
-                memory[name] = rss.max_mb
+                memory[name] = memory_sampler.maxima
         except RuntimeError as exc:  # one broken peer must not cost the whole run
             print(f"{name}: skipped: {exc}", flush=True)
     return points, memory
@@ -512,7 +520,7 @@ def main() -> None:
                 flush=True,
             )
             if start == "cold":
-                with RssSampler(running.pid) as rss:
+                with MemorySampler(running.pid) as memory_sampler:
                     points += measure_server(
                         "service",
                         running.url,
@@ -521,8 +529,13 @@ def main() -> None:
                         seconds=args.seconds,
                         plan=full_plan,
                     )
-                starts["pod_rss_mb_max"] = rss.max_mb
-                print(f"service pod RSS under load: max {rss.max_mb:.0f} MB", flush=True)
+                starts["pod_rss_mb_max"] = memory_sampler.max_rss_mb
+                starts["pod_pss_mb_max"] = memory_sampler.max_pss_mb
+                print(
+                    f"service pod memory under load: max RSS {memory_sampler.max_rss_mb:.0f} MB, "
+                    f"PSS {memory_sampler.max_pss_mb:.0f} MB",
+                    flush=True,
+                )
                 points += measure_protocols_and_explain(
                     running.url,
                     read_metadata(args.model_dir).name,
@@ -564,7 +577,12 @@ def main() -> None:
                 seconds=args.seconds,
                 plan=naive_plan,
             )
-    memory: dict[str, float] = {"service": starts.get("pod_rss_mb_max", 0.0)}
+    memory: dict[str, dict[str, float]] = {
+        "service": {
+            "rss": starts.get("pod_rss_mb_max", 0.0),
+            "pss": starts.get("pod_pss_mb_max", 0.0),
+        }
+    }
     bench_bin = args.bench_venv / "bin"
     if (bench_bin / "python").exists():
         # One XLA cache for every alternative (the service's flag, and TF's for the peers):

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from service.config import DEFAULT_MODEL_DIR
 
 GUNICORN_ARGS = ["-c", "python:service.gunicorn_conf", "service.wsgi:app()"]
+MALLOC_ARENAS = 2  # glibc malloc arenas per process, unless MALLOC_ARENA_MAX is set
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,6 +55,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     # symlink, so what was checked here is what is served.
     os.environ["SENTIMENT_MODEL_DIR"] = str(settings.model_dir)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # glibc gives each thread that allocates its own malloc arena (up to 8 per core), and a
+    # worker has many: request threads, the batcher, TensorFlow's pools. Memory freed in one
+    # arena is not reused by another, so a worker's resident memory grows with its threads.
+    # Two arenas cut the pod's memory under load by ~200 MB at 2 workers, with no measurable
+    # change in throughput (docs/deployment.md). glibc reads this when a process starts, so it
+    # is set here, before gunicorn's master is exec'd; its workers inherit it.
+    os.environ.setdefault("MALLOC_ARENA_MAX", str(MALLOC_ARENAS))
     gunicorn = [sys.executable, "-m", "gunicorn", *GUNICORN_ARGS]
     os.execv(sys.executable, gunicorn)
     return 0  # unreachable: execv does not return
