@@ -172,7 +172,7 @@ def build_train_parser() -> argparse.ArgumentParser:
         "--nb-buckets",
         type=int,
         default=NbsvmConfig.buckets,
-        help="hashed bigram buckets of the NB-SVM branch; 0 = no branch (default: 0)",
+        help="hashed bigram buckets of the NB-SVM branch; 0 = no branch",
     )
     nb.add_argument(
         "--nb-c", type=float, default=NbsvmConfig.c, help="NB-SVM inverse regularization"
