@@ -168,9 +168,10 @@ def markdown(run: dict[str, Any]) -> str:
     if memory:
         lines += [
             "",
-            "Memory of all a server's processes under load, MB (peaks): RSS sums each "
+            "Memory of all a server's processes, MB: RSS, the peak under load, sums each "
             "process's resident pages, so pages shared between workers count once per worker; "
-            "PSS counts each page once, as the pod's memory cgroup does.",
+            "PSS, read once right after the load, counts each page once, as the pod's memory "
+            "cgroup does.",
             "",
             "| server | RSS | PSS |",
             "| --- | ---: | ---: |",
