@@ -9,8 +9,9 @@ This worker instead, on SIGTERM:
 
 1. turns readiness off (``on_drain``) and keeps serving for ``drain_s`` seconds, every response
    with ``Connection: close``, while load balancers notice and stop sending;
-2. takes every connection still waiting in the listen backlog and only then closes its
-   listener, in one step, so only connection attempts after that are refused;
+2. drops new connection attempts (a SYN filter on the listener), takes every connection still
+   waiting in the listen backlog and only then closes its listener, so no client that
+   completed a handshake is reset; later attempts are refused;
 3. serves every connection it holds until each is answered (or, for a client that connected
    but never sent a byte, until ``keepalive`` seconds have passed), within the graceful timeout.
 """
@@ -28,8 +29,13 @@ from typing import Any
 
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
+from service.listen_gate import refuse_new_connections
+
 # How long one turn of the final loop waits for socket events.
 FINAL_POLL_S = 0.05
+# After new connection attempts are dropped, how long handshakes already under way get to
+# complete (one round trip: microseconds on loopback, well under this inside a cluster).
+HANDSHAKE_GRACE_S = 0.05
 
 
 class DrainingThreadWorker(ThreadWorker):
@@ -111,7 +117,13 @@ class DrainingThreadWorker(ThreadWorker):
     # -- shutdown ----------------------------------------------------------------------------
 
     def _take_backlog_and_close_listeners(self) -> None:
-        """Accept what the kernel already queued, then close at once: nothing left to reset."""
+        """Stop new handshakes, accept what the kernel already queued, then close.
+
+        Without the first step a client could complete a handshake between the last accept
+        and the close, and get a reset after writing its request (``service.listen_gate``).
+        """
+        if any([refuse_new_connections(listener) for listener in self.sockets]):
+            time.sleep(HANDSHAKE_GRACE_S)
         for listener in self.sockets:
             with contextlib.suppress(KeyError, ValueError):
                 self.poller.unregister(listener)
