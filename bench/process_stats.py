@@ -45,26 +45,25 @@ def process_tree(root: int) -> list[int]:
     return tree
 
 
-def rss_mb(pid: int) -> float:
-    """Return one process's resident set size in MB (0 if it is gone)."""
+def _proc_mb(pid: int, file: str, field: str) -> float:
+    """Return a kB field of /proc/<pid>/<file> in MB (0 if the process is gone)."""
     try:
-        for line in (Path("/proc") / str(pid) / "status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+        for line in (Path("/proc") / str(pid) / file).read_text().splitlines():
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
     return 0.0
+
+
+def rss_mb(pid: int) -> float:
+    """Return one process's resident set size in MB (0 if it is gone)."""
+    return _proc_mb(pid, "status", "VmRSS")
 
 
 def pss_mb(pid: int) -> float:
     """Return one process's proportional set size in MB (0 if it is gone)."""
-    try:
-        for line in (Path("/proc") / str(pid) / "smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
+    return _proc_mb(pid, "smaps_rollup", "Pss")
 
 
 def tree_rss_mb(root: int) -> float:

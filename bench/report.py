@@ -176,11 +176,10 @@ def markdown(run: dict[str, Any]) -> str:
             "| server | RSS | PSS |",
             "| --- | ---: | ---: |",
         ]
-        for name, measured in memory.items():
-            # Runs from before PSS was measured hold RSS only.
-            sizes = measured if isinstance(measured, dict) else {"rss": measured, "pss": None}
-            pss = "" if sizes["pss"] is None else f"{sizes['pss']:.0f}"
-            lines.append(f"| {name} | {sizes['rss']:.0f} | {pss} |")
+        lines += [
+            f"| {name} | {sizes['rss']:.0f} | {sizes['pss']:.0f} |"
+            for name, sizes in memory.items()
+        ]
     offline = run.get("offline")
     if offline:
         lines += [

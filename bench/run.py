@@ -207,7 +207,7 @@ class MemorySampler:
             self.max_rss_mb = max(self.max_rss_mb, tree_rss_mb(self.pid))
 
     @property
-    def maxima(self) -> dict[str, float]:
+    def sizes_mb(self) -> dict[str, float]:
         """Return the RSS peak and the PSS read on leaving, as the report lists them."""
         return {"rss": self.max_rss_mb, "pss": self.pss_mb}
 
@@ -371,7 +371,7 @@ def measure_alternatives(
                         plan=PROTOTYPE_PLAN if ours else PEER_PLAN,
                         listed=listed,
                     )
-                memory[name] = memory_sampler.maxima
+                memory[name] = memory_sampler.sizes_mb
         except RuntimeError as exc:  # one broken peer must not cost the whole run
             print(f"{name}: skipped: {exc}", flush=True)
     return points, memory
@@ -496,6 +496,7 @@ def main() -> None:
     full_plan = [("imdb", c) for c in CONCURRENCY] + [("short", 32), ("multi32", 8)]
     points: list[Point] = []
     starts: dict[str, float] = {}
+    memory: dict[str, dict[str, float]] = {}  # server -> its RSS peak and PSS, MB
     workers = int(os.environ.get("SENTIMENT_WORKERS", "2"))
     cache = work / f"xla-cache-{int(time.time())}"  # empty: the first start compiles everything
     service_env = {
@@ -532,6 +533,7 @@ def main() -> None:
                     )
                 starts["pod_rss_mb_max"] = memory_sampler.max_rss_mb
                 starts["pod_pss_mb_after_load"] = memory_sampler.pss_mb
+                memory["service"] = memory_sampler.sizes_mb
                 print(
                     f"service pod memory under load: max RSS {memory_sampler.max_rss_mb:.0f} MB, "
                     f"PSS {memory_sampler.pss_mb:.0f} MB",
@@ -578,12 +580,6 @@ def main() -> None:
                 seconds=args.seconds,
                 plan=naive_plan,
             )
-    memory: dict[str, dict[str, float]] = {
-        "service": {
-            "rss": starts.get("pod_rss_mb_max", 0.0),
-            "pss": starts.get("pod_pss_mb_after_load", 0.0),
-        }
-    }
     bench_bin = args.bench_venv / "bin"
     if (bench_bin / "python").exists():
         # One XLA cache for every alternative (the service's flag, and TF's for the peers):

@@ -122,6 +122,7 @@ class DrainingThreadWorker(ThreadWorker):
         Without the first step a client could complete a handshake between the last accept
         and the close, and get a reset after writing its request (``service.listen_gate``).
         """
+        # A list, not a generator: every listener is filtered, not only up to the first.
         if any([refuse_new_connections(listener) for listener in self.sockets]):
             time.sleep(HANDSHAKE_GRACE_S)
         for listener in self.sockets:
