@@ -21,12 +21,15 @@ class ServingThread:
 
     def start(self) -> None:
         """Start the thread (once)."""
+        # Created and started under the lock: a stop() racing this one then finds no thread or
+        # a started one, never one it cannot join yet (seen in CI: "cannot join thread before
+        # it is started").
         with self._lock:
             if self._running:
                 return
             self._running = True
-        self._thread = threading.Thread(target=self._loop, name=self.thread_name, daemon=True)
-        self._thread.start()
+            self._thread = threading.Thread(target=self._loop, name=self.thread_name, daemon=True)
+            self._thread.start()
 
     def stop(self, timeout: float | None = None) -> None:
         """Refuse new work, finish everything already queued, then stop the thread."""
