@@ -148,7 +148,7 @@ def _wait_until_loaded(worker: Any, runtime: Any) -> None:
 
 
 def worker_exit(server: Any, worker: Any) -> None:
-    """Finish queued batches before the worker process ends."""
+    """Finish queued batches before the worker process ends; a failed load exits 3."""
     app = getattr(worker, "wsgi", None)
     if app is None:
         # The master calls this too, for a worker already gone, from its SIGCHLD handling:
@@ -158,7 +158,12 @@ def worker_exit(server: Any, worker: Any) -> None:
     from service.state import EXTENSION
 
     if EXTENSION in getattr(app, "extensions", {}):
-        app.extensions[EXTENSION].stop()
+        runtime = app.extensions[EXTENSION]
+        runtime.stop()
+        status = wsgi.exit_status(runtime)
+        if status:
+            # Raised from gunicorn's ``finally``, it replaces the worker's plain exit (status 0).
+            sys.exit(status)
 
 
 def child_exit(server: Any, worker: Any) -> None:

@@ -52,7 +52,7 @@ def configure_logging(level: str = "info") -> None:
 
 
 def flush_logging() -> None:
-    """Write out every queued record (before ``os._exit``, which skips atexit)."""
+    """Write out every queued record (registered with atexit)."""
     while _listeners:
         _listeners.pop().stop()
 

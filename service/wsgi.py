@@ -10,16 +10,24 @@ from flask import Flask
 
 from service.app import create_app
 from service.config import Settings
-from service.logs import flush_logging
+from service.runtime import Runtime
 
 # gunicorn's master halts (instead of respawning forever) when a worker exits with this code.
 WORKER_BOOT_ERROR = 3
 
 
 def _stop_worker(error: Exception) -> None:
+    # Drain as on SIGTERM, so every connection this worker holds gets its (503) answer: exiting
+    # here cut a response off mid-body. ``exit_status`` then ends the process with
+    # WORKER_BOOT_ERROR, and the master halts instead of respawning a worker that would fail
+    # the same way.
     logging.getLogger(__name__).critical("model failed to load, stopping: %s", error)
-    flush_logging()
-    os._exit(WORKER_BOOT_ERROR)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def exit_status(runtime: Runtime) -> int:
+    """Return the status a worker exits with once drained: a failed load halts the server."""
+    return WORKER_BOOT_ERROR if runtime.load_error is not None else 0
 
 
 def _replace_worker() -> None:

@@ -99,17 +99,26 @@ def running_server(
 
 def wait_ready(server: Server, timeout: float) -> None:
     """Poll /readyz until 200, failing with the server log if it dies or times out."""
+    _wait_for_200(server, "/readyz", "ready", timeout)
+
+
+def wait_alive(server: Server, timeout: float) -> None:
+    """Poll /healthz (liveness: answers while the model still loads) until 200."""
+    _wait_for_200(server, "/healthz", "alive", timeout)
+
+
+def _wait_for_200(server: Server, path: str, what: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
             raise AssertionError(f"server exited with {server.process.returncode}:\n{server.log()}")
         try:
-            if requests.get(f"{server.url}/readyz", timeout=2).status_code == 200:
+            if requests.get(f"{server.url}{path}", timeout=2).status_code == 200:
                 return
         except requests.ConnectionError:
             pass
         time.sleep(0.25)
-    raise AssertionError(f"server not ready after {timeout} s:\n{server.log()}")
+    raise AssertionError(f"server not {what} after {timeout} s:\n{server.log()}")
 
 
 def metric_sum(server: Server, name: str) -> float:

@@ -192,6 +192,46 @@ def slope_per_minute(points: list[tuple[float, float]]) -> float:
     return statistics.linear_regression(xs, ys).slope * 60
 
 
+# -- one request, judged by the client ----------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    """What one client saw of one request."""
+
+    kind: str  # "answered", "refused" (connect failed), "unanswered" (written, no whole answer)
+    status: int | None
+    connected_at: float
+    retry_after: str | None = None
+
+
+def one_request(port: int, request: bytes) -> Outcome:
+    """Open a connection, write one request, read its whole answer (status line and body)."""
+    at = time.monotonic()
+    try:
+        sock = socket.create_connection((LOOPBACK, port), timeout=15)
+    except OSError:
+        return Outcome("refused", None, at)
+    with sock:
+        try:
+            sock.sendall(request)
+            stream = sock.makefile("rb")
+            status_line = stream.readline(65536)
+            if not status_line:
+                return Outcome("unanswered", None, at)
+            headers = {}
+            while (line := stream.readline(65536)) not in (b"\r\n", b"\n", b""):
+                name, _, value = line.decode("latin-1").partition(":")
+                headers[name.strip().lower()] = value.strip()
+            length = int(headers.get("content-length", "0"))
+            if len(stream.read(length)) < length:  # cut off mid-body: no whole answer
+                return Outcome("unanswered", None, at)
+        except OSError:  # reset while writing or before the whole answer
+            return Outcome("unanswered", None, at)
+    status = int(status_line.split(b" ", 2)[1])
+    return Outcome("answered", status, at, headers.get("retry-after"))
+
+
 # -- load -------------------------------------------------------------------------------------
 
 

@@ -12,7 +12,9 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,9 +33,11 @@ from tests.integration.server import (
 )
 from tests.reliability.harness import (
     LOAD_TEXTS,
+    Outcome,
     checked_load,
     connect,
     env_seconds,
+    one_request,
     post_head,
     read_response,
     report,
@@ -249,34 +253,53 @@ def test_broken_bundle_is_refused_before_gunicorn(
 
 
 def test_vocabulary_beyond_the_embedding_never_serves(tiny_bundle: Path, tmp_path: Path) -> None:
-    """Only loading the model can catch this one: the workers do, and the master stops."""
+    """Only loading the model can catch this one: the workers do, and the master stops.
+
+    Judged from the client's side: clients keep sending while a worker answers 503 and its
+    load fails, and every request one of them wrote gets a whole answer (the worker drains
+    as on SIGTERM instead of exiting mid-response); only connection attempts may fail.
+    """
     bundle = tmp_path / "bundle"
     shutil.copytree(tiny_bundle, bundle)
     _rewrite_tokenizer(bundle, extra_words=50)
-    server = start_server(bundle, tmp_path, {"workers": "2", "xla": "false"})
+    server = start_server(bundle, tmp_path, {"workers": "2", "xla": "false", "drain_s": "1"})
     process = server.process
-    answers: list[int] = []
-    try:
-        deadline = time.monotonic() + 90
+    port = int(server.url.rsplit(":", 1)[1])
+    body = json.dumps({"text": "fun"}).encode()
+    request = post_head("/predict", length=len(body)).encode() + b"\r\n\r\n" + body
+    outcomes: list[Outcome] = []
+    lock = threading.Lock()
+
+    def client() -> None:
+        deadline = time.monotonic() + 90  # bounded whatever happens
         while process.poll() is None and time.monotonic() < deadline:
-            try:
-                reply = requests.post(f"{server.url}/predict", json={"text": "fun"}, timeout=5)
-                answers.append(reply.status_code)
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.1)
-        code = process.wait(timeout=30)
+            outcome = one_request(port, request)
+            with lock:
+                outcomes.append(outcome)
+            if outcome.kind == "refused":
+                time.sleep(0.05)  # not listening (yet, or any more): do not spin
+
+    threads = [threading.Thread(target=client) for _ in range(6)]
+    try:
+        for thread in threads:
+            thread.start()
+        code = process.wait(timeout=120)
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
+        for thread in threads:
+            thread.join(30)
     output = server.log()
-    report("vocabulary-beyond-embedding", exit=code, answers=sorted(set(answers)))
+    kinds = Counter(o.kind for o in outcomes)
+    statuses = Counter(o.status for o in outcomes if o.status is not None)
+    report("vocabulary-beyond-embedding", exit=code, kinds=dict(kinds), statuses=dict(statuses))
     # 3 ("Worker failed to boot") or, when both workers fail at once, 1: gunicorn's halt is
     # itself interrupted by the second worker's boot error (a gunicorn limitation).
-    assert code in (1, 3)
+    assert code in (1, 3), output[-3000:]
     assert "Worker failed to boot" in output
     assert "inconsistent" in output
     assert "embedding has only" in output
-    assert 200 not in answers
-    assert set(answers) <= {503}  # while loading: not ready, never a prediction
+    assert kinds["unanswered"] == 0, f"{kinds['unanswered']} written requests got no whole answer"
+    assert kinds["answered"] > 0  # the clients did reach the worker while it was failing
+    assert set(statuses) <= {503}  # while loading: not ready, never a prediction

@@ -11,11 +11,9 @@ import json
 import os
 import shutil
 import signal
-import socket
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -27,53 +25,23 @@ from tests.integration.server import (
     running_server,
     start_server,
     stop_server,
+    wait_alive,
     wait_ready,
     wait_workers_ready,
 )
 from tests.reliability.harness import (
     LOAD_TEXTS,
+    Outcome,
+    connect,
+    one_request,
     post_head,
+    read_response,
     report,
     wait_for_workers,
     wait_for_workers_changed,
 )
 
 pytestmark = pytest.mark.integration
-
-
-@dataclass
-class Outcome:
-    """What one client saw of one request."""
-
-    kind: str  # "answered", "refused" (connect failed), "unanswered" (written, no status line)
-    status: int | None
-    connected_at: float
-    retry_after: str | None = None
-
-
-def one_request(port: int, request: bytes) -> Outcome:
-    """Open a connection, write one request, read its status line and body."""
-    at = time.monotonic()
-    try:
-        sock = socket.create_connection(("127.0.0.1", port), timeout=15)
-    except OSError:
-        return Outcome("refused", None, at)
-    with sock:
-        try:
-            sock.sendall(request)
-            stream = sock.makefile("rb")
-            status_line = stream.readline(65536)
-            if not status_line:
-                return Outcome("unanswered", None, at)
-            headers = {}
-            while (line := stream.readline(65536)) not in (b"\r\n", b"\n", b""):
-                name, _, value = line.decode("latin-1").partition(":")
-                headers[name.strip().lower()] = value.strip()
-            stream.read(int(headers.get("content-length", "0")))
-        except OSError:  # reset while writing or before the status line
-            return Outcome("unanswered", None, at)
-    status = int(status_line.split(b" ", 2)[1])
-    return Outcome("answered", status, at, headers.get("retry-after"))
 
 
 def test_sigterm_under_load_answers_every_written_request(
@@ -177,6 +145,62 @@ def test_ready_pod_serves_from_every_accepting_worker(tiny_bundle: Path, tmp_pat
         assert statuses == {200: sum(statuses.values())}, statuses
     finally:
         stop_server(server)
+
+
+FAIL_LOAD_ON_FLAG = """
+import os, time
+import service.predictor as predictor
+
+def load(self, **options):
+    # Fail to load, but only once the test has a request in flight (bounded wait).
+    deadline = time.monotonic() + 60
+    while not os.path.exists(os.environ["FAIL_LOAD_FLAG"]) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    raise RuntimeError("injected load failure")
+
+predictor.Predictor.load = load
+"""
+
+
+def test_failed_load_answers_the_request_in_flight(tiny_bundle: Path, tmp_path: Path) -> None:
+    """A worker whose model fails to load finishes what it is serving before it exits.
+
+    A request is half written when the load fails: the worker must still read the rest and
+    answer it (503), then exit with gunicorn's boot-error status so the master halts.
+    """
+    inject = tmp_path / "inject"
+    inject.mkdir()
+    (inject / "sitecustomize.py").write_text(FAIL_LOAD_ON_FLAG)
+    flag = tmp_path / "fail-now"
+    server = start_server(
+        tiny_bundle,
+        tmp_path,
+        {"workers": "1", "xla": "false", "drain_s": "1"},
+        extra_env={
+            "PYTHONPATH": f"{inject}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+            "FAIL_LOAD_FLAG": str(flag),
+        },
+    )
+    try:
+        wait_alive(server, 60)
+        body = json.dumps({"text": "great fun"}).encode()
+        with connect(server, timeout=30) as sock:
+            sock.sendall(post_head("/predict", length=len(body)).encode() + b"\r\n\r\n")
+            sock.sendall(body[:5])
+            time.sleep(0.3)  # the worker is now reading this request's body
+            flag.touch()
+            time.sleep(1.0)  # the load has failed meanwhile
+            sock.sendall(body[5:])
+            answer = read_response(sock)
+        code = server.process.wait(timeout=60)
+    finally:
+        stop_server(server)
+    log = server.log()
+    assert answer.status == 503, answer
+    assert json.loads(answer.body)["error"]["code"] == "not_ready"
+    assert code == 3, log[-3000:]
+    assert "Worker failed to boot" in log
+    assert "injected load failure" in log
 
 
 def _model_versions(server: Server) -> set[str]:
