@@ -82,19 +82,30 @@ def ratios(run: dict[str, Any]) -> dict[str, float]:
         best = max((p["texts_per_s"] for p in peers if p), default=0.0)
         if ours and best:
             out[f"service/best peer {workload} c={c}"] = ours["texts_per_s"] / best
-    for prototype in sorted({p["server"] for p in points if p["server"].startswith("proto-")}):
-        found = _find(points, prototype, "short", 32)
+    for design in sorted(
+        {p["server"] for p in points if p["server"] in DESIGNS or p["server"].startswith("proto-")}
+    ):
+        found = _find(points, design, "short", 32)
         if found and ceiling and ceiling["requests_per_s"]:
-            out[f"{prototype} short c=32/HTTP ceiling"] = (
+            out[f"{design} short c=32/HTTP ceiling"] = (
                 found["requests_per_s"] / ceiling["requests_per_s"]
             )
-        found = _find(points, prototype, "imdb", 32)
+        for c in (32, 128):
+            found = _find(points, design, "imdb", c)
+            if found:
+                out[f"{design}/limit imdb c={c}"] = (
+                    found["texts_per_s"] / limit["batch_texts_per_s"]
+                )
+        found = _find(points, design, "imdb", 1)
         if found:
-            out[f"{prototype}/limit imdb c=32"] = found["texts_per_s"] / limit["batch_texts_per_s"]
+            out[f"{design} c=1 p50 / single-text call"] = found["p50_ms"] / limit["single_ms_p50"]
+            out[f"{design} c=1 p99 / single-text call"] = found["p99_ms"] / limit["single_ms_p50"]
     return out
 
 
 PEERS = ("litserve", "bentoml")
+# The shipped service in another of its modes, measured beside it (SENTIMENT_INFERENCE=process).
+DESIGNS = ("service-process",)
 
 
 # The serving-core targets (issue 13): ratio name -> (comparison, bound).

@@ -324,9 +324,10 @@ def alternative_servers(bench_bin: Path) -> dict[str, Callable[[int], Launch]]:
         # loading and compiling the model on the event loop starved gunicorn's heartbeat and
         # every worker was killed at 120 s.)
         "proto-threads4": lambda port: (serve, {"SENTIMENT_THREADS": "4"}),
-        # One model process per pod behind TensorFlow-free workers (bench/prototypes/), with
-        # gthread workers and with gevent workers (an event loop: nothing there blocks it).
-        "proto-process": lambda port: (split, {}),
+        # The service's one-model-per-pod mode (TensorFlow-free gthread workers), and the
+        # same model process behind gevent workers (bench/prototypes/: an event loop per
+        # worker, not built into the service).
+        "service-process": lambda port: (serve, {"SENTIMENT_INFERENCE": "process"}),
         "proto-process-gevent": lambda port: (split, {"GUNICORN_CMD_ARGS": GEVENT}),
     }
 
@@ -349,7 +350,8 @@ def measure_alternatives(
         command, extra = launch(port)
         listed = name == "bentoml"
         log = work / f"{name}.log"
-        ours = name.startswith("proto-")
+        ours = name.startswith(("proto-", "service-"))
+        one_model = name in ("service-process", "proto-process-gevent")
         try:
             with server(
                 command,
@@ -360,7 +362,7 @@ def measure_alternatives(
                 ready_timeout_s=900,  # peers compile every XLA program before they answer
             ) as running:
                 if ours:  # measured once every XLA program is compiled, as the service is
-                    wait_compiled(log, 1 if name.startswith("proto-process") else workers, running)
+                    wait_compiled(log, 1 if one_model else workers, running)
                 with MemorySampler(running.pid) as memory_sampler:
                     points += measure_server(
                         name,

@@ -77,16 +77,7 @@ def create_app(
     app.debug = False
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    predictor = predictor or Predictor(
-        settings.model_dir,
-        bucketing=settings.bucketing,
-        intra_op_threads=settings.intra_op_threads(),
-        inter_op_threads=settings.tf_inter_op_threads,
-        warmup_batch_sizes=sorted({1, settings.max_batch_size}),
-        xla=settings.xla,
-        max_batch_size=settings.max_batch_size,
-        compile_in_background=settings.compile_in_background,
-    )
+    predictor = predictor or Predictor.from_settings(settings)
     runtime = Runtime(settings, predictor, metrics or Metrics(), on_broken=on_broken)
     app.extensions[EXTENSION] = runtime
     for blueprint in (

@@ -50,7 +50,9 @@ if _settings.xla and "tf_xla_persistent_cache_directory" not in os.environ.get("
     ).strip()
 
 bind = f"{_settings.host}:{_settings.port}"
-workers = _settings.workers
+# With SENTIMENT_INFERENCE=process, one more worker: the pod's model process (pre_fork).
+_model_process = _settings.inference == "process"
+workers = _settings.workers + (1 if _model_process else 0)
 worker_class = "service.worker.DrainingThreadWorker"
 threads = _settings.threads
 preload_app = False
@@ -101,16 +103,31 @@ def on_starting(server: Any) -> None:
 
 
 def pre_fork(server: Any, worker: Any) -> None:
-    """Decide whether a worker accepts before its model is loaded (runs in the master)."""
-    # Only the first worker accepts while it loads, so probes answer from the start (liveness
-    # 200, readiness 503). Every other one, its siblings at boot and any replacement later,
-    # joins the accept loop only once its model is loaded: a worker that accepts can always
-    # serve, so one worker's /readyz 200 speaks for every worker that takes connections.
-    worker.hold_until_loaded = next(_forks) > 1
+    """Give a worker its role, and decide whether it accepts before its model is loaded.
+
+    Runs in the master. With a model process, the first worker forked while none is alive
+    (at boot, or after it died) takes that role; gunicorn supervises it like any worker.
+    """
+    from service.worker import HTTP_ROLE, MODEL_ROLE
+
+    alive = {getattr(w, "role", HTTP_ROLE) for w in server.WORKERS.values()}
+    worker.role = MODEL_ROLE if _model_process and MODEL_ROLE not in alive else HTTP_ROLE
+    if worker.role == HTTP_ROLE:
+        # Only the first HTTP worker accepts while it loads, so probes answer from the start
+        # (liveness 200, readiness 503). Every other one, its siblings at boot and any
+        # replacement later, joins the accept loop only once its model is loaded: a worker
+        # that accepts can always serve, so one worker's /readyz 200 speaks for every worker
+        # that takes connections.
+        worker.hold_until_loaded = next(_http_forks) > 1
     worker.drain_s = _settings.drain_s
 
 
-_forks = itertools.count(1)  # numbers the workers this master forks
+def post_fork(server: Any, worker: Any) -> None:
+    """Tell the app factory which role this (just forked) worker has."""
+    wsgi.use_role(worker.role)
+
+
+_http_forks = itertools.count(1)  # numbers the HTTP workers this master forks
 # Longest a held worker stays out of the accept loop before accepting anyway (readiness then
 # says why).
 HOLD_MAX_S = 600.0
@@ -119,7 +136,10 @@ HOLD_MAX_S = 600.0
 def post_worker_init(worker: Any) -> None:
     """Make SIGTERM turn readiness off at once; hold the worker back until loaded if told to."""
     from service.state import EXTENSION
+    from service.worker import MODEL_ROLE
 
+    if worker.role == MODEL_ROLE:
+        return
     runtime = worker.wsgi.extensions[EXTENSION]
     worker.on_drain = runtime.begin_shutdown
     if worker.hold_until_loaded:
@@ -155,15 +175,10 @@ def worker_exit(server: Any, worker: Any) -> None:
         # importing Flask there could be interrupted by the next SIGCHLD and crash the master
         # mid-import (a clean "Worker failed to boot", exit 3, became a traceback and exit 1).
         return
-    from service.state import EXTENSION
-
-    if EXTENSION in getattr(app, "extensions", {}):
-        runtime = app.extensions[EXTENSION]
-        runtime.stop()
-        status = wsgi.exit_status(runtime)
-        if status:
-            # Raised from gunicorn's ``finally``, it replaces the worker's plain exit (status 0).
-            sys.exit(status)
+    status = wsgi.finish(app)
+    if status:
+        # Raised from gunicorn's ``finally``, it replaces the worker's plain exit (status 0).
+        sys.exit(status)
 
 
 def child_exit(server: Any, worker: Any) -> None:

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from service.config import Settings
 from service.planning import CallCosts, plan_calls
 from training.batches import model_function
 from training.bundle import Bundle, BundleMetadata, load_bundle
@@ -66,6 +67,20 @@ class Predictor:
         self.call_costs = CallCosts(self.batch_buckets, ())
 
     # -- loading ---------------------------------------------------------------------------
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Predictor:
+        """Return the predictor the service's settings describe (not loaded yet)."""
+        return cls(
+            settings.model_dir,
+            bucketing=settings.bucketing,
+            intra_op_threads=settings.intra_op_threads(),
+            inter_op_threads=settings.tf_inter_op_threads,
+            warmup_batch_sizes=sorted({1, settings.max_batch_size}),
+            xla=settings.xla,
+            max_batch_size=settings.max_batch_size,
+            compile_in_background=settings.compile_in_background,
+        )
 
     def load(self, *, warmup: bool = True) -> None:
         """Configure TensorFlow, load and check the bundle, compile, warm up, then turn ready."""

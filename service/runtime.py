@@ -102,7 +102,12 @@ class Runtime:
     @property
     def ready(self) -> bool:
         """Return whether this worker should receive traffic: loaded, serving, not draining."""
-        return self._started.is_set() and not self.draining and self.batcher.healthy
+        return (
+            self._started.is_set()
+            and not self.draining
+            and self.batcher.healthy
+            and self.predictor.ready  # false while a model process restarts
+        )
 
     @property
     def state(self) -> str:
@@ -113,6 +118,8 @@ class Runtime:
             return "draining"
         if self.load_error is not None or self.batcher.crashed:
             return "failed"
+        if self._started.is_set():
+            return "reconnecting"  # loaded, but its model process is away (restarting)
         return "loading"
 
     def _batcher_crashed(self) -> None:
@@ -149,6 +156,8 @@ class Runtime:
                 if self.draining
                 else "this worker cannot serve; it is being replaced"
             )
+        if not self.predictor.ready:
+            raise NotReady("the model process is restarting")
 
     def explain(self, texts: Sequence[str]) -> list[tuple[list[TokenSpan], Attribution]]:
         """Return each text's tokens (with spans) and their occlusion attributions."""

@@ -36,6 +36,11 @@ FINAL_POLL_S = 0.05
 # After new connection attempts are dropped, how long handshakes already under way get to
 # complete (one round trip: microseconds on loopback, well under this inside a cluster).
 HANDSHAKE_GRACE_S = 0.05
+# How often the model process's main thread tells the master it is alive.
+MODEL_HEARTBEAT_S = 0.5
+
+HTTP_ROLE = "http"
+MODEL_ROLE = "model"
 
 
 class DrainingThreadWorker(ThreadWorker):
@@ -49,6 +54,10 @@ class DrainingThreadWorker(ThreadWorker):
 
     hold_until_loaded: bool = False
     """Stay out of the accept loop until the model is loaded (see the gunicorn config)."""
+
+    role: str = HTTP_ROLE
+    """``http``, or ``model`` for the pod's model process (``SENTIMENT_INFERENCE=process``):
+    it never accepts HTTP and serves the other workers' batches instead."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -76,6 +85,9 @@ class DrainingThreadWorker(ThreadWorker):
 
     def run(self) -> None:
         """Serve until told to stop, then drain the backlog and answer every held connection."""
+        if self.role == MODEL_ROLE:
+            self._run_model_process()
+            return
         for listener in self.sockets:
             listener.setblocking(False)
             acceptor = partial(self.accept, listener.getsockname())
@@ -96,6 +108,20 @@ class DrainingThreadWorker(ThreadWorker):
         self._answer_held_connections()
         self.tpool.shutdown(False)
         self.poller.close()
+
+    def _run_model_process(self) -> None:
+        """Serve the HTTP workers' batches (``self.wsgi`` is the model server, not an app).
+
+        On SIGTERM every worker drains at once, and the HTTP workers still send batches while
+        they do: the model process serves on until they have all hung up, within the grace.
+        """
+        for listener in self.sockets:
+            listener.close()  # never accepts HTTP; the master keeps the listener
+        while self.alive and self.drain_started is None and self.is_parent_alive():
+            self.notify()
+            time.sleep(MODEL_HEARTBEAT_S)
+        self.alive = False
+        self.wsgi.wait_for_hang_up(self.cfg.graceful_timeout - 1, heartbeat=self.notify)
 
     # -- the loop ----------------------------------------------------------------------------
 

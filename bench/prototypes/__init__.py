@@ -1,6 +1,5 @@
-"""Serving designs measured by ``make bench`` before any of them goes into ``service/``.
+"""Serving designs measured by ``make bench`` beside the service, not built into ``service/``.
 
-``inference process``: light gunicorn workers without TensorFlow hand encoded texts over a
-Unix socket to one model process per pod, which batches across all of them (see
-docs/performance.md for the figures and the choice).
+``split_conf`` / ``split_wsgi``: the service's model process (``service.inference_process``)
+behind gevent workers, an event loop per worker (see docs/performance.md for the figures).
 """

@@ -2,16 +2,17 @@
 
     gunicorn -c python:bench.prototypes.split_conf "bench.prototypes.split_wsgi:app()"
 
-The service's own configuration, plus one inference process that the master starts before it
-forks the (TensorFlow-free) workers and stops when it exits.
+The service's own configuration, plus the service's model process (``service.inference_process``)
+run as a plain subprocess that the master starts before it forks the (TensorFlow-free) workers and
+stops when it exits: how the gevent prototype gets one model per pod. Unsupervised (nothing
+restarts it), which is why the service runs it as a gunicorn worker instead
+(``SENTIMENT_INFERENCE=process``).
 """
 
 from __future__ import annotations
 
 import subprocess
 import sys
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from service import gunicorn_conf as base
@@ -42,7 +43,7 @@ from service.gunicorn_conf import (  # noqa: F401
 )
 
 SETTINGS = base._settings
-SOCKET = Path(tempfile.gettempdir()) / f"sentiment-inference-{SETTINGS.port}.sock"
+SOCKET = SETTINGS.inference_socket_path()
 _process: subprocess.Popen[bytes] | None = None
 
 
@@ -50,10 +51,7 @@ def on_starting(server: Any) -> None:
     """Check the bundle as the service does, then start the inference process."""
     global _process  # noqa: PLW0603  # the master's one child outside gunicorn's workers
     base.on_starting(server)
-    SOCKET.with_suffix(".ready").unlink(missing_ok=True)
-    _process = subprocess.Popen(
-        [sys.executable, "-m", "bench.prototypes.inference_server", str(SOCKET)]
-    )
+    _process = subprocess.Popen([sys.executable, "-m", "service.inference_process"])
 
 
 def on_exit(server: Any) -> None:
@@ -61,4 +59,3 @@ def on_exit(server: Any) -> None:
     if _process is not None:
         _process.terminate()
         _process.wait(timeout=30)
-    SOCKET.with_suffix(".ready").unlink(missing_ok=True)

@@ -6,6 +6,7 @@ time and count and stops by itself.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import statistics
@@ -25,6 +26,7 @@ import requests
 from bench.process_stats import children
 from tests.fixtures import make_reviews
 from tests.integration.server import Server
+from training.bundle import file_sha256
 
 LOOPBACK = "127.0.0.1"
 
@@ -190,6 +192,27 @@ def slope_per_minute(points: list[tuple[float, float]]) -> float:
     xs = [x for x, _ in points]
     ys = [y for _, y in points]
     return statistics.linear_regression(xs, ys).slope * 60
+
+
+# -- bundles ----------------------------------------------------------------------------------
+
+
+def rewrite_tokenizer(bundle: Path, extra_words: int) -> None:
+    """Add words to the tokenizer and make metadata and checksums agree with it, so only the
+    model's embedding size can tell."""
+    tokenizer_path = bundle / "tokenizer.json"
+    tokenizer = json.loads(tokenizer_path.read_text())
+    words = tokenizer["word_index"]
+    top = max(words.values())
+    for offset in range(1, extra_words + 1):
+        words[f"extra{offset}"] = top + offset
+    tokenizer["num_words"] = None
+    tokenizer_path.write_text(json.dumps(tokenizer))
+    metadata_path = bundle / "metadata.json"
+    metadata = json.loads(metadata_path.read_text())
+    metadata["vocabulary_size"] = top + extra_words + 1
+    metadata["checksums"]["tokenizer.json"] = file_sha256(tokenizer_path)
+    metadata_path.write_text(json.dumps(metadata))
 
 
 # -- one request, judged by the client ----------------------------------------------------

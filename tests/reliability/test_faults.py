@@ -41,6 +41,7 @@ from tests.reliability.harness import (
     post_head,
     read_response,
     report,
+    rewrite_tokenizer,
     wait_for_workers,
     wait_for_workers_changed,
 )
@@ -184,24 +185,6 @@ def test_sigterm_under_load_drains(tiny_bundle: Path, tmp_path: Path) -> None:
 # -- broken bundles ---------------------------------------------------------------------------
 
 
-def _rewrite_tokenizer(bundle: Path, extra_words: int) -> None:
-    """Add words to the tokenizer and make metadata and checksums agree with it, so only the
-    model's embedding size can tell."""
-    tokenizer_path = bundle / "tokenizer.json"
-    tokenizer = json.loads(tokenizer_path.read_text())
-    words = tokenizer["word_index"]
-    top = max(words.values())
-    for offset in range(1, extra_words + 1):
-        words[f"extra{offset}"] = top + offset
-    tokenizer["num_words"] = None
-    tokenizer_path.write_text(json.dumps(tokenizer))
-    metadata_path = bundle / "metadata.json"
-    metadata = json.loads(metadata_path.read_text())
-    metadata["vocabulary_size"] = top + extra_words + 1
-    metadata["checksums"]["tokenizer.json"] = file_sha256(tokenizer_path)
-    metadata_path.write_text(json.dumps(metadata))
-
-
 def _edit_metadata(bundle: Path, change: Callable[[dict[str, Any]], None]) -> None:
     path = bundle / "metadata.json"
     metadata = json.loads(path.read_text())
@@ -261,7 +244,7 @@ def test_vocabulary_beyond_the_embedding_never_serves(tiny_bundle: Path, tmp_pat
     """
     bundle = tmp_path / "bundle"
     shutil.copytree(tiny_bundle, bundle)
-    _rewrite_tokenizer(bundle, extra_words=50)
+    rewrite_tokenizer(bundle, extra_words=50)
     server = start_server(bundle, tmp_path, {"workers": "2", "xla": "false", "drain_s": "1"})
     process = server.process
     port = int(server.url.rsplit(":", 1)[1])
