@@ -51,6 +51,7 @@ class InferenceServer:
         self._server: socketserver.ThreadingUnixStreamServer | None = None
         self._socket_inode = -1
         self._connections = 0
+        self._open: set[socket.socket] = set()  # the connections being served, for stop()
         self._lock = threading.Condition()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
@@ -112,6 +113,7 @@ class InferenceServer:
     def _serve_connection(self, sock: socket.socket) -> None:
         with self._lock:
             self._connections += 1
+            self._open.add(sock)
         try:
             while True:
                 try:
@@ -136,6 +138,7 @@ class InferenceServer:
         finally:
             with self._lock:
                 self._connections -= 1
+                self._open.discard(sock)
                 self._lock.notify_all()
 
     @property
@@ -159,7 +162,8 @@ class InferenceServer:
             return self._connections == 0
 
     def stop(self, timeout: float | None = None) -> None:
-        """Stop listening, finish what is queued, and remove the socket if it is still ours."""
+        """Stop listening, finish what is queued, remove the socket if it is still ours, and
+        hang up on the workers still connected (as this process exiting would)."""
         server, self._server = self._server, None
         if server is not None:
             server.shutdown()
@@ -168,6 +172,13 @@ class InferenceServer:
                 if os.stat(self.socket_path).st_ino == self._socket_inode:
                     self.socket_path.unlink()
         self.batcher.stop(timeout)
+        # Hang up as exiting would: each worker's watcher notices (readiness off, reconnect),
+        # and a batch still waiting on a stuck model gets a 503 instead of waiting forever.
+        with self._lock:
+            still_open = list(self._open)
+        for sock in still_open:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
 
 def serve_forever(settings: Settings) -> None:

@@ -123,7 +123,10 @@ class RemoteModel:
         return self._preprocessor
 
     def _connect(self) -> bool:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        except OSError:  # out of descriptors, say: try again later, as for a refusal
+            return False
         try:
             sock.connect(str(self.socket_path))
         except OSError:  # not there yet, or its process is gone: try again later
@@ -134,6 +137,7 @@ class RemoteModel:
                 sock.close()
                 return False
             self._sock = sock
+            self._reconnecting = False  # a hang-up from now on needs a reconnect of its own
         threading.Thread(target=self._watch, args=(sock,), name="model-watch", daemon=True).start()
         return True
 
@@ -145,7 +149,10 @@ class RemoteModel:
         error) wakes this poll; replies to batches do not (no ``POLLIN`` asked for).
         """
         poller = select.poll()
-        poller.register(sock, select.POLLRDHUP | select.POLLHUP | select.POLLERR)
+        try:
+            poller.register(sock, select.POLLRDHUP | select.POLLHUP | select.POLLERR)
+        except ValueError:  # already dropped (closed) before this thread ran: nothing to watch
+            return
         while self._sock is sock:
             if not poller.poll(1000):
                 continue
@@ -159,6 +166,11 @@ class RemoteModel:
     def _drop(self) -> None:
         sock, self._sock = self._sock, None
         if sock is not None:
+            # shutdown first: close alone frees the descriptor, but the watcher's poll holds
+            # the socket open until it returns (up to a second), and the model process would
+            # only see the hang-up then.
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
             with contextlib.suppress(OSError):
                 sock.close()
 
@@ -168,12 +180,11 @@ class RemoteModel:
         self._reconnecting = True
 
         def reconnect() -> None:
-            try:
-                while not self._closed and not self._connect():
-                    time.sleep(CONNECT_INTERVAL_S)
-                if self._sock is not None:
-                    log.info("model process connected again")
-            finally:
-                self._reconnecting = False
+            # ``_connect`` clears ``_reconnecting`` as it connects (under the lock): cleared
+            # here, after, a hang-up in between would find it still set and start no reconnect.
+            while not self._closed and not self._connect():
+                time.sleep(CONNECT_INTERVAL_S)
+            if self._sock is not None:
+                log.info("model process connected again")
 
         threading.Thread(target=reconnect, name="model-reconnect", daemon=True).start()
