@@ -7,7 +7,7 @@ stands in without TensorFlow and without subclassing the real predictor.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -41,6 +41,9 @@ class ServableModel(Protocol):
 
     def load(self, *, warmup: bool = True) -> None:
         """Load (and warm up) the model; raise if it cannot serve."""
+
+    def watch_readiness(self, on_change: Callable[[], None]) -> None:
+        """Call ``on_change`` whenever ``ready`` changes after ``load`` (or never, if it cannot)."""
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         """Tokenize and truncate texts exactly as training did."""

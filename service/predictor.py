@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -110,6 +110,9 @@ class Predictor:
                 "seconds": round(time.perf_counter() - started, 2),
             },
         )
+
+    def watch_readiness(self, on_change: Callable[[], None]) -> None:
+        """Nothing to watch: once loaded, an in-process model stays ready."""
 
     def _choose_runtime(self, tf: Any, model: Any) -> None:
         """Compile with XLA where asked (or, for "auto", where it pays: on CPU) and where it works.

@@ -15,7 +15,7 @@ import select
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +47,7 @@ class RemoteModel:
         self._lock = threading.Lock()  # one batch on the connection at a time
         self._reconnecting = False
         self._closed = False
+        self._on_ready_change: Callable[[], None] | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -68,6 +69,10 @@ class RemoteModel:
         with self._lock:
             self._closed = True
             self._drop()
+
+    def watch_readiness(self, on_change: Callable[[], None]) -> None:
+        """Call ``on_change`` whenever the model process goes away or comes back."""
+        self._on_ready_change = on_change
 
     @property
     def ready(self) -> bool:
@@ -139,6 +144,7 @@ class RemoteModel:
             self._sock = sock
             self._reconnecting = False  # a hang-up from now on needs a reconnect of its own
         threading.Thread(target=self._watch, args=(sock,), name="model-watch", daemon=True).start()
+        self._ready_changed()
         return True
 
     def _watch(self, sock: socket.socket) -> None:
@@ -163,9 +169,15 @@ class RemoteModel:
                     self._reconnect_in_background()
             return
 
+    def _ready_changed(self) -> None:
+        callback = self._on_ready_change
+        if callback is not None:
+            callback()
+
     def _drop(self) -> None:
         sock, self._sock = self._sock, None
         if sock is not None:
+            self._ready_changed()
             # shutdown first: close alone frees the descriptor, but the watcher's poll holds
             # the socket open until it returns (up to a second), and the model process would
             # only see the hang-up then.

@@ -57,6 +57,8 @@ class Runtime:
         self.draining = False
         self.load_error: str | None = None
         self._started = threading.Event()
+        self._gauge_lock = threading.Lock()
+        self._published_ready = False  # what the ready gauge says for this worker
 
     def _predict_batch(self, encoded: Sequence[Sequence[int]]) -> np.ndarray:
         # Counted so that explanations wait while a predict batch runs, not only while one is
@@ -87,8 +89,9 @@ class Runtime:
             self.metrics.model_info.labels(
                 metadata.name, metadata.version, self.predictor.runtime_name
             ).set(1)
-            self.metrics.ready.inc()
             self._started.set()
+            self._publish_readiness()
+            self.predictor.watch_readiness(self._publish_readiness)
 
         if background:
             threading.Thread(target=load, name="model-loader", daemon=True).start()
@@ -122,11 +125,21 @@ class Runtime:
             return "reconnecting"  # loaded, but its model process is away (restarting)
         return "loading"
 
+    def _publish_readiness(self) -> None:
+        """Make this worker's ready gauge say what ``ready`` says now (after any change)."""
+        with self._gauge_lock:
+            ready = self.ready
+            if ready != self._published_ready:
+                if ready:
+                    self.metrics.ready.inc()
+                else:
+                    self.metrics.ready.dec()
+                self._published_ready = ready
+
     def _batcher_crashed(self) -> None:
         # Readiness is already false (the batcher is not healthy); the worker must also go, so
         # gunicorn replaces it with one that can serve.
-        if self._started.is_set() and not self.draining:
-            self.metrics.ready.dec()
+        self._publish_readiness()
         if self._on_broken is not None:
             self._on_broken()
 
@@ -134,8 +147,7 @@ class Runtime:
         """Turn readiness off at once; queued work still completes (see ``stop``)."""
         if not self.draining:
             self.draining = True
-            if self._started.is_set() and self.batcher.healthy:
-                self.metrics.ready.dec()
+            self._publish_readiness()
             # The one trace of draining a client cannot see once gunicorn stops accepting.
             log.info("draining: readiness off, finishing in-flight requests")
 

@@ -7,7 +7,7 @@ import random
 import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -127,6 +127,7 @@ class FakePredictor:
         self.batch_sizes: list[int] = []
         self.warmed_up = False
         self._metadata = fake_metadata()
+        self._on_ready_change: Callable[[], None] | None = None
 
     def load(self, *, warmup: bool = True) -> None:
         """Turn ready (after ``load_gate``, if any), or raise ``load_error``."""
@@ -139,8 +140,21 @@ class FakePredictor:
 
     @property
     def ready(self) -> bool:
-        """Return whether ``load`` ran."""
+        """Return whether ``load`` ran (and the model was not made unavailable since)."""
         return self._ready.is_set()
+
+    def watch_readiness(self, on_change: Callable[[], None]) -> None:
+        """Keep ``on_change``: ``set_available`` calls it, as a lost model process would."""
+        self._on_ready_change = on_change
+
+    def set_available(self, available: bool) -> None:
+        """Make the model go away or come back (as a model process dying or returning)."""
+        if available:
+            self._ready.set()
+        else:
+            self._ready.clear()
+        if self._on_ready_change is not None:
+            self._on_ready_change()
 
     @property
     def runtime_name(self) -> str:

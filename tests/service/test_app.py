@@ -476,6 +476,38 @@ def test_a_dead_batcher_turns_readiness_off_and_asks_for_replacement(
     runtime.stop()
 
 
+def test_a_model_that_goes_away_turns_readiness_and_its_gauge_off(
+    make_app: AppFactory,
+) -> None:
+    """As when a model process dies (SENTIMENT_INFERENCE=process): 503s, and back again."""
+    fake = FakePredictor()
+    app = make_app(fake)
+    client = app.test_client()
+    assert value(scrape(client), "sentiment_worker_ready") == 1.0
+
+    fake.set_available(False)
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.get_json() == {"status": "reconnecting"}
+    assert value(scrape(client), "sentiment_worker_ready") == 0.0
+    response = client.post("/predict", json={"text": "good"})
+    error = error_of(response, 503, "not_ready")
+    assert "restarting" in error["message"]
+    assert response.headers["Retry-After"] == "1"
+    fake.set_available(False)  # told twice: counted once
+    assert value(scrape(client), "sentiment_worker_ready") == 0.0
+
+    fake.set_available(True)
+    assert client.get("/readyz").status_code == 200
+    assert value(scrape(client), "sentiment_worker_ready") == 1.0
+    assert client.post("/predict", json={"text": "good"}).status_code == 200
+    runtime: Runtime = app.extensions[EXTENSION]
+    runtime.begin_shutdown()  # draining while ready: off once, not below zero
+    fake.set_available(False)
+    assert value(scrape(client), "sentiment_worker_ready") == 0.0
+    runtime.stop()
+
+
 def test_not_ready_while_loading(make_app: AppFactory) -> None:
     gate = threading.Event()
     fake = FakePredictor(load_gate=gate)

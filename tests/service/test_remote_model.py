@@ -234,6 +234,21 @@ def test_reconnects_to_the_replacement_model_process(
     assert replacement_model.batch_sizes == [1]
 
 
+def test_readiness_watchers_hear_of_the_loss_and_the_return(
+    make_server: ServerFactory, make_remote: RemoteFactory
+) -> None:
+    """The runtime's ready gauge follows the model process through ``watch_readiness``."""
+    model = make_remote()
+    first = make_server()
+    model.load()
+    heard: list[bool] = []
+    model.watch_readiness(lambda: heard.append(model.ready))
+    first.stop(timeout=5)
+    wait_until(lambda: heard == [False])
+    make_server(FakePredictor())
+    wait_until(lambda: heard == [False, True])
+
+
 def test_batch_in_flight_when_the_process_dies_is_not_ready(
     make_server: ServerFactory, make_remote: RemoteFactory
 ) -> None:
