@@ -31,7 +31,7 @@ import requests
 
 from bench.payloads import LISTED, V2, build_payloads
 from bench.process_stats import tree_pss_mb, tree_rss_mb
-from bench.report import best_limit, write_results
+from bench.report import DESIGNS, best_limit, write_results
 from training.bundle import read_metadata
 
 HERE = Path(__file__).resolve().parent
@@ -341,10 +341,12 @@ def measure_alternatives(
     seconds: int,
     work: Path,
     workers: int,
-) -> tuple[list[Point], dict[str, dict[str, float]]]:
-    """Run the peers and prototypes; return their points and each one's peak memory (MB)."""
+) -> tuple[list[Point], dict[str, dict[str, float]], dict[str, float]]:
+    """Run the peers and prototypes; return their points, each one's memory (MB) and, for
+    the service's other modes, seconds to ready (the shared compile cache is warm by then)."""
     points: list[Point] = []
     memory: dict[str, dict[str, float]] = {}
+    ready: dict[str, float] = {}
     for name, launch in alternative_servers(bench_bin).items():
         port = free_port()
         command, extra = launch(port)
@@ -361,6 +363,8 @@ def measure_alternatives(
                 probe_body={"texts": ["warm up"]} if listed else None,
                 ready_timeout_s=900,  # peers compile every XLA program before they answer
             ) as running:
+                if name in DESIGNS:
+                    ready[f"{name}_warm_ready_s"] = running.ready_s
                 if ours:  # measured once every XLA program is compiled, as the service is
                     wait_compiled(log, 1 if one_model else workers, running)
                 with MemorySampler(running.pid) as memory_sampler:
@@ -376,7 +380,7 @@ def measure_alternatives(
                 memory[name] = memory_sampler.sizes_mb
         except RuntimeError as exc:  # one broken peer must not cost the whole run
             print(f"{name}: skipped: {exc}", flush=True)
-    return points, memory
+    return points, memory, ready
 
 
 def measure_protocols_and_explain(
@@ -587,7 +591,7 @@ def main() -> None:
         # One XLA cache for every alternative (the service's flag, and TF's for the peers):
         # the same model's programs compile once, not once per server.
         shared_cache = work / f"xla-cache-alternatives-{int(time.time())}"
-        alternative_points, alternative_memory = measure_alternatives(
+        alternative_points, alternative_memory, alternative_ready = measure_alternatives(
             bench_bin.resolve(),
             env={
                 **service_env,
@@ -602,6 +606,7 @@ def main() -> None:
         )
         points += alternative_points
         memory.update(alternative_memory)
+        starts.update(alternative_ready)
         shutil.rmtree(shared_cache, ignore_errors=True)
     else:
         print(f"no {args.bench_venv}: peers and prototypes skipped (make bench builds it)")
