@@ -58,7 +58,7 @@ endif
 deploy-check: ## offline checks of Dockerfile and k8s/ (own tools in .venv-deploy; no Docker, no cluster)
 	bash .ci/deploy-checks.sh
 
-# The peers (LitServe, BentoML) and front-end prototypes (gevent) run from their own venv, so
+# The peers (LitServe, BentoML) run from their own venv, so
 # they never enter the service's dependencies; same TensorFlow as the service.
 BENCH_VENV := .venv-bench
 BENCH_STAMP := $(BENCH_VENV)/.installed-bench

@@ -291,7 +291,6 @@ def measure_server(
 # from the bench environment (.venv-bench, the `bench` extra) on the same bundle and cores.
 PEER_PLAN = [("imdb", 32), ("imdb", 128), ("short", 32)]
 PROTOTYPE_PLAN = [("imdb", 1), *PEER_PLAN]
-GEVENT = "--worker-class gevent --worker-connections 256"
 
 
 Launch = tuple[list[str], dict[str, str]]  # command, extra environment
@@ -300,11 +299,6 @@ Launch = tuple[list[str], dict[str, str]]  # command, extra environment
 def alternative_servers(bench_bin: Path) -> dict[str, Callable[[int], Launch]]:
     """Return name -> how to launch it on a port, for every peer and prototype."""
     serve = [str(bench_bin / "sentiment-serve")]
-    split = [
-        str(bench_bin / "gunicorn"),
-        *("-c", "python:bench.prototypes.split_conf"),
-        "bench.prototypes.split_wsgi:app()",
-    ]
     return {
         # Peers, each configured as its docs recommend (see bench/peers/).
         "litserve": lambda port: (
@@ -324,11 +318,9 @@ def alternative_servers(bench_bin: Path) -> dict[str, Callable[[int], Launch]]:
         # loading and compiling the model on the event loop starved gunicorn's heartbeat and
         # every worker was killed at 120 s.)
         "proto-threads4": lambda port: (serve, {"SENTIMENT_THREADS": "4"}),
-        # The service's one-model-per-pod mode (TensorFlow-free gthread workers), and the
-        # same model process behind gevent workers (bench/prototypes/: an event loop per
-        # worker, not built into the service).
+        # The service's one-model-per-pod mode: gevent HTTP workers without TensorFlow in
+        # front of one model process.
         "service-process": lambda port: (serve, {"SENTIMENT_INFERENCE": "process"}),
-        "proto-process-gevent": lambda port: (split, {"GUNICORN_CMD_ARGS": GEVENT}),
     }
 
 
@@ -353,7 +345,7 @@ def measure_alternatives(
         listed = name == "bentoml"
         log = work / f"{name}.log"
         ours = name.startswith(("proto-", "service-"))
-        one_model = name in ("service-process", "proto-process-gevent")
+        one_model = name == "service-process"
         try:
             with server(
                 command,

@@ -42,15 +42,16 @@ class Settings(BaseSettings):
     unless ``inference`` is ``process``."""
 
     inference: Literal["worker", "process"] = "worker"
-    """Where the model runs: ``worker`` (a copy in each worker: the most throughput) or
-    ``process`` (one model process per pod that every worker sends its batches to: half the
-    memory; see docs/performance.md for what it costs)."""
+    """Where the model runs: ``worker`` (a copy in each gthread worker) or ``process`` (one
+    model process per pod that every worker sends its batches to, the HTTP workers on gevent
+    without TensorFlow: half the memory; see docs/performance.md for both)."""
 
     inference_socket: Path | None = None
     """Unix socket between the workers and the model process (default: a private temp dir)."""
 
     threads: int = Field(16, ge=1, le=512)
-    """Request threads per worker: the concurrency the batcher can coalesce."""
+    """Request threads per worker: the concurrency the batcher can coalesce (``worker`` mode;
+    gevent's workers in ``process`` mode serve every connection concurrently)."""
 
     max_batch_size: int = Field(128, ge=1, le=4096)
     """Most texts in one model call."""

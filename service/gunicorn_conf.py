@@ -1,12 +1,13 @@
 """gunicorn configuration: ``gunicorn -c python:service.gunicorn_conf "service.wsgi:app()"``.
 
 Threaded workers (``service.worker``: gthread that drains on SIGTERM) give each worker the
-concurrency its batcher coalesces. The model is loaded in each worker after fork (no
-``preload_app``: TensorFlow is not fork-safe). The master reads the settings once (the model
-directory resolved through any symlink, the token file read) and every worker it forks, first
-or replacement, serves with those: one pod, one model. It validates the bundle before forking,
-so a broken one stops start-up with one clear message instead of a crash loop, and prepares
-the Prometheus multiprocess directory.
+concurrency its batcher coalesces; with one model process per pod the HTTP workers hold no
+TensorFlow and run gevent instead (``service.gevent_worker``), draining the same way. The
+model is loaded after fork (no ``preload_app``: TensorFlow is not fork-safe). The master
+reads the settings once (the model directory resolved through any symlink, the token file
+read) and every worker it forks, first or replacement, serves with those: one pod, one model.
+It validates the bundle before forking, so a broken one stops start-up with one clear message
+instead of a crash loop, and prepares the Prometheus multiprocess directory.
 """
 
 from __future__ import annotations
@@ -53,7 +54,13 @@ bind = f"{_settings.host}:{_settings.port}"
 # With SENTIMENT_INFERENCE=process, one more worker: the pod's model process (pre_fork).
 _model_process = _settings.inference == "process"
 workers = _settings.workers + (1 if _model_process else 0)
-worker_class = "service.worker.DrainingThreadWorker"
+# HTTP workers without TensorFlow (process mode) serve on an event loop: measured faster than
+# gthread in front of the same model process at every bench point (docs/performance.md).
+worker_class = (
+    "service.gevent_worker.DrainingGeventWorker"
+    if _model_process
+    else "service.worker.DrainingThreadWorker"
+)
 threads = _settings.threads
 preload_app = False
 graceful_timeout = _settings.graceful_timeout_s

@@ -151,23 +151,26 @@ class RemoteModel:
         """Notice at once when the model process hangs up, not at the next batch.
 
         Readiness then turns off in every worker together, not only in one that happened to
-        send a batch. The model process never writes unasked, so only its hang-up (or an
-        error) wakes this poll; replies to batches do not (no ``POLLIN`` asked for).
+        send a batch. The poll asks for readability too: gevent's poll (the HTTP workers of
+        this mode) reports a hang-up only as that. So a reply to a batch wakes it as well; it
+        then waits for the batch to finish with the connection and looks again: the model
+        process never writes unasked, so a connection readable between batches has hung up.
         """
         poller = select.poll()
+        events = select.POLLIN | select.POLLRDHUP | select.POLLHUP | select.POLLERR
         try:
-            poller.register(sock, select.POLLRDHUP | select.POLLHUP | select.POLLERR)
+            poller.register(sock, events)
         except ValueError:  # already dropped (closed) before this thread ran: nothing to watch
             return
         while self._sock is sock:
             if not poller.poll(1000):
                 continue
-            with self._lock:  # after any batch in flight, which sees the hang-up itself
-                if self._sock is sock:
+            with self._lock:  # after any batch in flight, which sees a hang-up itself
+                if self._sock is sock and _readable_now(sock):
                     log.error("the model process hung up; reconnecting")
                     self._drop()
                     self._reconnect_in_background()
-            return
+                    return
 
     def _ready_changed(self) -> None:
         callback = self._on_ready_change
@@ -200,3 +203,12 @@ class RemoteModel:
                 log.info("model process connected again")
 
         threading.Thread(target=reconnect, name="model-reconnect", daemon=True).start()
+
+
+def _readable_now(sock: socket.socket) -> bool:
+    """Return whether ``sock`` has data or an end of file waiting, without blocking."""
+    try:
+        readable, _, failed = select.select([sock], [], [sock], 0)
+    except (OSError, ValueError):  # closed under us: as good as hung up
+        return True
+    return bool(readable or failed)

@@ -1,4 +1,7 @@
-"""The gunicorn worker class: gthread, with a shutdown that answers every request it was sent.
+"""The gunicorn worker classes: a shutdown that answers every request a client sent.
+
+``DrainingWorker`` holds what every class shares (roles, the drain, the model process's loop);
+``DrainingThreadWorker`` is gthread with it (``service.gevent_worker`` is gevent with it).
 
 Stock gthread, on SIGTERM, stops its loop at once: it closes its listener while the kernel
 still holds connections that finished the TCP handshake (their clients have written a request
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import os
 import selectors
 import time
 from collections.abc import Callable
@@ -27,6 +31,7 @@ from concurrent import futures
 from functools import partial
 from typing import Any
 
+from gunicorn.workers.base import Worker
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
 from service.listen_gate import refuse_new_connections
@@ -43,8 +48,11 @@ HTTP_ROLE = "http"
 MODEL_ROLE = "model"
 
 
-class DrainingThreadWorker(ThreadWorker):
-    """gthread worker that drains on SIGTERM without dropping a request a client sent."""
+class DrainingWorker(Worker):
+    """What both worker classes share: the roles, the drain on SIGTERM, the model role's loop.
+
+    A mixin before gunicorn's worker class (``class W(DrainingWorker, ThreadWorker)``).
+    """
 
     drain_s: float = 0.0
     """Seconds to keep accepting after SIGTERM (set per worker by the gunicorn config)."""
@@ -70,11 +78,52 @@ class DrainingThreadWorker(ThreadWorker):
         return self.drain_started is not None or not self.alive
 
     def handle_exit(self, sig: int, frame: Any) -> None:
-        """SIGTERM: start draining; the loop ends after ``drain_s`` (not at once, as gthread)."""
+        """SIGTERM: start draining; the loop ends after ``drain_s`` (not at once, as gunicorn's)."""
+        self._begin_drain()
+
+    def _begin_drain(self) -> None:
         if self.drain_started is None:
             self.drain_started = time.monotonic()
             if self.on_drain is not None:
                 self.on_drain()
+
+    def _drain_left(self) -> float:
+        """Return the seconds of draining left (``drain_s`` until SIGTERM arrives)."""
+        started = self.drain_started
+        if started is None:
+            return self.drain_s
+        return max(0.0, self.drain_s - (time.monotonic() - started))
+
+    def _drain_over(self) -> bool:
+        return self.drain_started is not None and self._drain_left() == 0.0
+
+    def _stop_new_handshakes(self) -> None:
+        """Drop new connection attempts on every listener; let those under way complete.
+
+        Then the listen backlog can only shrink: a worker that accepts until it is empty and
+        then closes resets no client that completed a handshake (``service.listen_gate``).
+        """
+        # A list, not a generator: every listener is filtered, not only up to the first.
+        if any([refuse_new_connections(listener) for listener in self.sockets]):
+            time.sleep(HANDSHAKE_GRACE_S)
+
+    def _run_model_process(self) -> None:
+        """Serve the HTTP workers' batches (``self.wsgi`` is the model server, not an app).
+
+        On SIGTERM every worker drains at once, and the HTTP workers still send batches while
+        they do: the model process serves on until they have all hung up, within the grace.
+        """
+        for listener in self.sockets:
+            listener.close()  # never accepts HTTP; the master keeps the listener
+        while self.alive and self.drain_started is None and os.getppid() == self.ppid:
+            self.notify()
+            time.sleep(MODEL_HEARTBEAT_S)
+        self.alive = False
+        self.wsgi.wait_for_hang_up(self.cfg.graceful_timeout - 1, heartbeat=self.notify)
+
+
+class DrainingThreadWorker(DrainingWorker, ThreadWorker):
+    """gthread worker that drains on SIGTERM without dropping a request a client sent."""
 
     def handle_request(self, req: Any, conn: TConn) -> bool:
         """Serve one request; while draining, tell the client to close (no further reuse)."""
@@ -109,25 +158,7 @@ class DrainingThreadWorker(ThreadWorker):
         self.tpool.shutdown(False)
         self.poller.close()
 
-    def _run_model_process(self) -> None:
-        """Serve the HTTP workers' batches (``self.wsgi`` is the model server, not an app).
-
-        On SIGTERM every worker drains at once, and the HTTP workers still send batches while
-        they do: the model process serves on until they have all hung up, within the grace.
-        """
-        for listener in self.sockets:
-            listener.close()  # never accepts HTTP; the master keeps the listener
-        while self.alive and self.drain_started is None and self.is_parent_alive():
-            self.notify()
-            time.sleep(MODEL_HEARTBEAT_S)
-        self.alive = False
-        self.wsgi.wait_for_hang_up(self.cfg.graceful_timeout - 1, heartbeat=self.notify)
-
     # -- the loop ----------------------------------------------------------------------------
-
-    def _drain_over(self) -> bool:
-        started = self.drain_started
-        return started is not None and time.monotonic() - started >= self.drain_s
 
     def _poll(self, timeout: float) -> None:
         """Run the callbacks of ready sockets, then collect finished requests."""
@@ -148,9 +179,7 @@ class DrainingThreadWorker(ThreadWorker):
         Without the first step a client could complete a handshake between the last accept
         and the close, and get a reset after writing its request (``service.listen_gate``).
         """
-        # A list, not a generator: every listener is filtered, not only up to the first.
-        if any([refuse_new_connections(listener) for listener in self.sockets]):
-            time.sleep(HANDSHAKE_GRACE_S)
+        self._stop_new_handshakes()
         for listener in self.sockets:
             with contextlib.suppress(KeyError, ValueError):
                 self.poller.unregister(listener)

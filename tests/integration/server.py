@@ -36,6 +36,15 @@ class Server:
     process: subprocess.Popen[bytes]
     url: str
     log_path: Path
+    http_workers: int = DEFAULT_WORKERS
+    """Workers that answer HTTP (``SENTIMENT_WORKERS``)."""
+    model_processes: int = 0
+    """1 with ``SENTIMENT_INFERENCE=process``: the pod's model process, also a gunicorn worker."""
+
+    @property
+    def worker_processes(self) -> int:
+        """Return how many worker processes its gunicorn master has when all are up."""
+        return self.http_workers + self.model_processes
 
     def log(self) -> str:
         """Return what the server printed so far."""
@@ -64,7 +73,14 @@ def start_server(
     log_path = tmp_path / f"server-{port}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen([SERVE], env=env, stdout=log, stderr=subprocess.STDOUT)
-    return Server(process, f"http://127.0.0.1:{port}", log_path)
+    settings = settings or {}
+    return Server(
+        process,
+        f"http://127.0.0.1:{port}",
+        log_path,
+        http_workers=int(settings.get("workers", DEFAULT_WORKERS)),
+        model_processes=1 if settings.get("inference") == "process" else 0,
+    )
 
 
 def stop_server(server: Server) -> None:
@@ -91,7 +107,7 @@ def running_server(
     server = start_server(model_dir, tmp_path, settings)
     try:
         wait_ready(server, ready_timeout)
-        wait_workers_ready(server, int(settings.get("workers", DEFAULT_WORKERS)), ready_timeout)
+        wait_workers_ready(server, server.http_workers, ready_timeout)
         yield server
     finally:
         stop_server(server)

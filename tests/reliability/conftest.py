@@ -27,15 +27,24 @@ def _clean_environment() -> Iterator[None]:
         yield
 
 
-@pytest.fixture(scope="package")
-def server(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """One server for the hostile-input, fuzzing and security checks.
+@pytest.fixture(scope="package", params=["worker", "process"])
+def server(
+    request: pytest.FixtureRequest, tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """One server for the hostile-input, fuzzing and security checks, in each inference mode.
 
-    Default settings (XLA on, 16 threads, the default body limit) except the batch size: 16
-    keeps XLA's compile-per-shape warm-up to seconds instead of ~40 s on two cores.
+    ``worker``: gthread workers, each with its model; ``process``: gevent HTTP workers in front
+    of one model process. Default settings otherwise (XLA on, the default body limit) except
+    the batch size: 16 keeps XLA's compile-per-shape warm-up to seconds instead of ~40 s.
     """
-    tmp = tmp_path_factory.mktemp("reliability-server")
-    with running_server(tiny_bundle, tmp, workers=str(WORKERS), max_batch_size="16") as started:
+    tmp = tmp_path_factory.mktemp(f"reliability-server-{request.param}")
+    with running_server(
+        tiny_bundle,
+        tmp,
+        workers=str(WORKERS),
+        max_batch_size="16",
+        inference=request.param,
+    ) as started:
         wait_workers_ready(started, WORKERS)
         yield started
 

@@ -15,10 +15,11 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Literal
 from urllib.parse import urlsplit
 
 import requests
@@ -253,6 +254,46 @@ def one_request(port: int, request: bytes) -> Outcome:
             return Outcome("unanswered", None, at)
     status = int(status_line.split(b" ", 2)[1])
     return Outcome("answered", status, at, headers.get("retry-after"))
+
+
+@contextmanager
+def client_books(
+    port: int,
+    request: bytes,
+    *,
+    clients: int,
+    until: Callable[[], bool],
+    after_refusal: Literal["stop", "retry"] = "stop",
+    max_s: float = 90.0,
+) -> Iterator[list[Outcome]]:
+    """Run ``clients`` threads that each send ``request`` on a new connection, again and again,
+    until ``until()`` (or ``max_s``); yield the list their outcomes go to, join them on exit.
+
+    A refused connection ends that client (``after_refusal="stop"``: the listener is closed,
+    the server is going away) or is tried again 50 ms later (``"retry"``: not listening yet).
+    """
+    outcomes: list[Outcome] = []
+    lock = threading.Lock()
+
+    def client() -> None:
+        deadline = time.monotonic() + max_s  # bounded whatever happens
+        while not until() and time.monotonic() < deadline:
+            outcome = one_request(port, request)
+            with lock:
+                outcomes.append(outcome)
+            if outcome.kind == "refused":
+                if after_refusal == "stop":
+                    return
+                time.sleep(0.05)  # do not spin
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    try:
+        yield outcomes
+    finally:
+        for thread in threads:
+            thread.join(30)
 
 
 # -- load -------------------------------------------------------------------------------------

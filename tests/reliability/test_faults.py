@@ -12,7 +12,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -33,11 +32,10 @@ from tests.integration.server import (
 )
 from tests.reliability.harness import (
     LOAD_TEXTS,
-    Outcome,
     checked_load,
+    client_books,
     connect,
     env_seconds,
-    one_request,
     post_head,
     read_response,
     report,
@@ -250,29 +248,16 @@ def test_vocabulary_beyond_the_embedding_never_serves(tiny_bundle: Path, tmp_pat
     port = int(server.url.rsplit(":", 1)[1])
     body = json.dumps({"text": "fun"}).encode()
     request = post_head("/predict", length=len(body)).encode() + b"\r\n\r\n" + body
-    outcomes: list[Outcome] = []
-    lock = threading.Lock()
-
-    def client() -> None:
-        deadline = time.monotonic() + 90  # bounded whatever happens
-        while process.poll() is None and time.monotonic() < deadline:
-            outcome = one_request(port, request)
-            with lock:
-                outcomes.append(outcome)
-            if outcome.kind == "refused":
-                time.sleep(0.05)  # not listening (yet, or any more): do not spin
-
-    threads = [threading.Thread(target=client) for _ in range(6)]
-    try:
-        for thread in threads:
-            thread.start()
-        code = process.wait(timeout=120)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        for thread in threads:
-            thread.join(30)
+    books = client_books(
+        port, request, clients=6, until=lambda: process.poll() is not None, after_refusal="retry"
+    )
+    with books as outcomes:
+        try:
+            code = process.wait(timeout=120)
+        finally:  # the clients stop once the server is gone
+            if process.poll() is None:
+                process.kill()
+                process.wait()
     output = server.log()
     kinds = Counter(o.kind for o in outcomes)
     statuses = Counter(o.status for o in outcomes if o.status is not None)

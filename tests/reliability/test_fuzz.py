@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.integration.server import Server
-from tests.reliability.conftest import WORKERS, assert_still_serving
+from tests.reliability.conftest import assert_still_serving
 from tests.reliability.harness import FUZZ_RUNS, report, run_schemathesis, wait_for_workers
 
 pytestmark = pytest.mark.integration
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.integration
 def test_fuzzing_from_the_openapi_document(
     server: Server, reference: dict[str, Any], tmp_path: Path
 ) -> None:
-    workers = wait_for_workers(server.process.pid, WORKERS)
+    workers = wait_for_workers(server.process.pid, server.worker_processes)
     for name, arguments in FUZZ_RUNS:
         result = run_schemathesis(server, tmp_path, *arguments)
         output = result.stdout + result.stderr
@@ -31,5 +31,5 @@ def test_fuzzing_from_the_openapi_document(
         assert result.returncode == 0, output[-6000:]
         assert "No issues found" in output, output[-3000:]
     assert_still_serving(server, reference)
-    assert wait_for_workers(server.process.pid, WORKERS) == workers
+    assert wait_for_workers(server.process.pid, server.worker_processes) == workers
     assert '"status": 500' not in server.log()

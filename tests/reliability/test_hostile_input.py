@@ -39,10 +39,10 @@ FAST_S = 2.0  # a refusal is "fast" within this, on a loaded 2-core machine
 
 @pytest.fixture(autouse=True)
 def _unharmed(server: Server, reference: dict[str, Any]) -> Iterator[None]:
-    workers = wait_for_workers(server.process.pid, 2)
+    workers = wait_for_workers(server.process.pid, server.worker_processes)
     yield
     assert_still_serving(server, reference)
-    assert wait_for_workers(server.process.pid, 2) == workers, "a worker died"
+    assert wait_for_workers(server.process.pid, server.worker_processes) == workers, "a worker died"
 
 
 def post(server: Server, body: bytes, content_type: str | None = "application/json") -> Any:

@@ -31,9 +31,8 @@ from tests.integration.server import (
 )
 from tests.reliability.harness import (
     LOAD_TEXTS,
-    Outcome,
+    client_books,
     connect,
-    one_request,
     post_head,
     read_response,
     report,
@@ -44,46 +43,37 @@ from tests.reliability.harness import (
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.parametrize("inference", ["worker", "process"])
 def test_sigterm_under_load_answers_every_written_request(
-    tiny_bundle: Path, tmp_path: Path
+    inference: str, tiny_bundle: Path, tmp_path: Path
 ) -> None:
-    clients = 16
+    """gthread workers (each with its model) and gevent ones (before one model process) alike."""
     body = json.dumps({"texts": LOAD_TEXTS[:4]}).encode()
     request = post_head("/predict", length=len(body)).encode() + b"\r\n\r\n" + body
     with running_server(
-        tiny_bundle, tmp_path, workers="2", threads="8", xla="false", drain_s="1"
+        tiny_bundle,
+        tmp_path,
+        workers="2",
+        threads="8",
+        xla="false",
+        drain_s="1",
+        inference=inference,
     ) as server:
         port = int(server.url.rsplit(":", 1)[1])
-        outcomes: list[Outcome] = []
-        lock = threading.Lock()
         stop = threading.Event()
-
-        def client() -> None:
-            deadline = time.monotonic() + 60  # bounded whatever happens
-            while not stop.is_set() and time.monotonic() < deadline:
-                outcome = one_request(port, request)
-                with lock:
-                    outcomes.append(outcome)
-                if outcome.kind == "refused":
-                    return  # the listener is closed: the server is going away
-
-        threads = [threading.Thread(target=client) for _ in range(clients)]
-        for thread in threads:
-            thread.start()
-        time.sleep(1.5)
-        term_at = time.monotonic()
-        server.process.send_signal(signal.SIGTERM)
-        code = server.process.wait(timeout=30)
-        exited_at = time.monotonic()
-        stop.set()
-        for thread in threads:
-            thread.join(20)
+        with client_books(port, request, clients=16, until=stop.is_set) as outcomes:
+            time.sleep(1.5)
+            term_at = time.monotonic()
+            server.process.send_signal(signal.SIGTERM)
+            code = server.process.wait(timeout=30)
+            exited_at = time.monotonic()
+            stop.set()
         log = server.log()
     kinds = Counter(o.kind for o in outcomes)
     statuses = Counter(o.status for o in outcomes if o.status is not None)
     unanswered = [o for o in outcomes if o.kind == "unanswered"]
     report(
-        "sigterm-client-side",
+        f"sigterm-client-side-{inference}",
         requests=len(outcomes),
         kinds=dict(kinds),
         statuses=dict(statuses),
@@ -99,6 +89,8 @@ def test_sigterm_under_load_answers_every_written_request(
     assert all(o.connected_at >= term_at for o in outcomes if o.kind == "refused")
     # The drain period really served: requests sent after SIGTERM got answers.
     assert any(o.kind == "answered" and o.connected_at >= term_at + 0.2 for o in outcomes)
+    # A model process serves until the HTTP workers hang up: no batch lost its model.
+    assert "lost the model process" not in log
 
 
 SLOW_SECOND_LOAD = """

@@ -41,6 +41,11 @@ def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
         time.sleep(0.01)
 
 
+def select_with_poll(poll: type) -> SimpleNamespace:
+    """Return the ``select`` module with ``poll`` in place of its poll object."""
+    return SimpleNamespace(**{**vars(select), "poll": poll})
+
+
 @pytest.fixture(scope="module")
 def bundle_tokenizer() -> Tokenizer:
     """Return the tokenizer of ``bundle``."""
@@ -216,6 +221,59 @@ def test_model_process_going_away_turns_readiness_off_without_a_batch(
         model.predict_encoded([[2]])
 
 
+def test_hang_up_is_seen_where_poll_reports_only_readability(
+    make_server: ServerFactory, make_remote: RemoteFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """gevent's poll (the HTTP workers of process mode) drops POLLRDHUP and POLLHUP and reports
+    a hang-up only as a readable socket: the watcher must see it all the same."""
+
+    class ReadabilityPoll:
+        """A poller that, like gevent's, watches only for reading and writing."""
+
+        def __init__(self) -> None:
+            self._poller = select.poll()
+            self._mask = 0
+
+        def register(self, sock: socket.socket, mask: int) -> None:
+            self._mask = mask & (select.POLLIN | select.POLLOUT)
+            if self._mask:
+                self._poller.register(sock, self._mask)
+
+        def poll(self, timeout: float) -> list[tuple[int, int]]:
+            if not self._mask:  # nothing to watch: only the timeout ends the wait
+                time.sleep(timeout / 1000)
+                return []
+            return [(fd, self._mask) for fd, _ in self._poller.poll(timeout)]
+
+    monkeypatch.setattr(remote_model, "select", select_with_poll(ReadabilityPoll))
+    server = make_server()
+    model = make_remote()
+    model.load()
+
+    server.stop(timeout=5)
+    wait_until(lambda: not model.ready)
+
+
+def test_replies_to_batches_are_never_taken_for_a_hang_up(
+    make_server: ServerFactory, make_remote: RemoteFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The watcher wakes on each reply too (it polls for readability): it must go back to
+    watching, and the connection must stay the one it was."""
+    server = make_server()
+    model = make_remote()
+    model.load()
+    changes: list[bool] = []
+    model.watch_readiness(lambda: changes.append(model.ready))
+
+    for row in range(200):
+        assert model.predict_encoded([[2, row % 5]]).shape[0] == 1
+
+    assert model.ready
+    assert changes == []
+    assert server.connections == 1
+    assert "hung up" not in caplog.text
+
+
 def test_reconnects_to_the_replacement_model_process(
     make_server: ServerFactory, make_remote: RemoteFactory
 ) -> None:
@@ -352,9 +410,7 @@ def test_watcher_of_a_connection_dropped_before_it_ran_ends_quietly(
         def poll(self, timeout: float) -> list[tuple[int, int]]:
             return self._poller.poll(timeout)
 
-    fake_select = SimpleNamespace(
-        poll=LatePoll, POLLRDHUP=select.POLLRDHUP, POLLHUP=select.POLLHUP, POLLERR=select.POLLERR
-    )
+    fake_select = select_with_poll(LatePoll)
     monkeypatch.setattr(remote_model, "select", fake_select)
     crashes: list[threading.ExceptHookArgs] = []
     monkeypatch.setattr(threading, "excepthook", crashes.append)
@@ -436,9 +492,7 @@ def test_close_hangs_up_at_once_while_the_watcher_polls(
         def poll(self, timeout: float) -> list[tuple[int, int]]:
             return self._poller.poll(30_000)
 
-    fake_select = SimpleNamespace(
-        poll=LongPoll, POLLRDHUP=select.POLLRDHUP, POLLHUP=select.POLLHUP, POLLERR=select.POLLERR
-    )
+    fake_select = select_with_poll(LongPoll)
     monkeypatch.setattr(remote_model, "select", fake_select)
     server = make_server()
     model = make_remote()
