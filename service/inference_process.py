@@ -24,6 +24,7 @@ from service import wire
 from service.batching import DynamicBatcher
 from service.config import Settings
 from service.errors import ServiceError
+from service.loading import start_loading
 from service.model import ServableModel
 
 log = logging.getLogger(__name__)
@@ -67,20 +68,16 @@ class InferenceServer:
         """Load the model, then listen (in a thread, so the worker's heartbeat goes on)."""
 
         def load() -> None:
-            try:
-                self.predictor.load(warmup=self.settings.warmup)
-                self.batcher.start()
-                self._listen()
-            except Exception as exc:  # the reason must reach the log, then the worker stops
-                self.load_error = str(exc)
-                log.critical("cannot serve the model: %s", exc)
-                if on_failure is not None:
-                    on_failure(exc)
+            self.predictor.load(warmup=self.settings.warmup)
+            self.batcher.start()
+            self._listen()
 
-        if background:
-            threading.Thread(target=load, name="model-loader", daemon=True).start()
-        else:
-            load()
+        def failed(exc: Exception) -> None:
+            self.load_error = str(exc)
+            if on_failure is not None:
+                on_failure(exc)
+
+        start_loading(load, on_error=failed, background=background)
 
     def _listen(self) -> None:
         # Bound under a private name, then renamed into place: a worker never connects to a

@@ -15,6 +15,7 @@ from service.config import Settings
 from service.decoding import Predictions
 from service.errors import InferenceFailed, InferenceTimeout, NotReady, ServiceError
 from service.explain_queue import ExplainQueue
+from service.loading import start_loading
 from service.metrics import Metrics
 from service.model import ServableModel
 from training.occlusion import Attribution
@@ -75,14 +76,7 @@ class Runtime:
         """Load the model (in a thread, so probes answer meanwhile) and start the batcher."""
 
         def load() -> None:
-            try:
-                self.predictor.load(warmup=self.settings.warmup)
-            except Exception as exc:  # the reason must reach the log, then the worker stops
-                self.load_error = str(exc)
-                log.critical("cannot serve the model: %s", exc)
-                if on_failure is not None:
-                    on_failure(exc)
-                return
+            self.predictor.load(warmup=self.settings.warmup)
             self.batcher.start()
             self.explainer.start()
             metadata = self.predictor.metadata
@@ -93,10 +87,12 @@ class Runtime:
             self._publish_readiness()
             self.predictor.watch_readiness(self._publish_readiness)
 
-        if background:
-            threading.Thread(target=load, name="model-loader", daemon=True).start()
-        else:
-            load()
+        def failed(exc: Exception) -> None:
+            self.load_error = str(exc)
+            if on_failure is not None:
+                on_failure(exc)
+
+        start_loading(load, on_error=failed, background=background)
 
     def wait_loaded(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for the model to be loaded; return whether it is."""

@@ -129,6 +129,13 @@ class FakePredictor:
         self._metadata = fake_metadata()
         self._on_ready_change: Callable[[], None] | None = None
 
+    def open_gates(self) -> None:
+        """Let every load and model call blocked on a gate go on (at teardown: no thread stays
+        blocked)."""
+        for gate in (self.load_gate, self.gate):
+            if gate is not None:
+                gate.set()
+
     def load(self, *, warmup: bool = True) -> None:
         """Turn ready (after ``load_gate``, if any), or raise ``load_error``."""
         if self.load_gate is not None and not self.load_gate.wait(timeout=10):
@@ -206,3 +213,11 @@ class FakePredictor:
             sum(i in FAKE_POSITIVE_IDS for i in ids) / len(ids) if ids else 0.5 for ids in encoded
         ]
         return np.asarray(scores, dtype=np.float32).reshape(-1, 1)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Poll ``condition`` until it holds; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.01)

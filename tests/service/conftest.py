@@ -13,6 +13,7 @@ from flask.testing import FlaskClient
 
 from service.app import create_app
 from service.config import Settings
+from service.inference_process import InferenceServer
 from service.runtime import Runtime
 from service.state import EXTENSION
 from tests.fixtures import FakePredictor
@@ -31,6 +32,7 @@ TEST_LIMITS: dict[str, Any] = {
 }
 
 AppFactory = Callable[..., Flask]
+ServerFactory = Callable[..., InferenceServer]
 
 
 @pytest.fixture(autouse=True)
@@ -71,9 +73,7 @@ def make_app(make_settings: Callable[..., Settings]) -> Iterator[AppFactory]:
 
     yield make
     for runtime, fake in made:
-        for gate in (fake.load_gate, fake.gate):  # never leave a thread blocked
-            if gate is not None:
-                gate.set()
+        fake.open_gates()
         runtime.stop()
 
 
@@ -100,3 +100,30 @@ def runtime(app: Flask) -> Runtime:
     """Return ``app``'s Runtime."""
     runtime: Runtime = app.extensions[EXTENSION]
     return runtime
+
+
+@pytest.fixture
+def socket_path(tmp_path: Path) -> Path:
+    """Return the socket path, in a directory that does not exist yet."""
+    return tmp_path / "s" / "model.sock"
+
+
+@pytest.fixture
+def make_server(
+    make_settings: Callable[..., Settings], socket_path: Path
+) -> Iterator[ServerFactory]:
+    """Return a factory of listening servers over a fake model; all are stopped after."""
+    made: list[tuple[InferenceServer, FakePredictor]] = []
+
+    def make(predictor: FakePredictor | None = None, **overrides: Any) -> InferenceServer:
+        fake = predictor or FakePredictor()
+        server = InferenceServer(make_settings(inference_socket=socket_path, **overrides), fake)
+        made.append((server, fake))
+        server.start(background=False)
+        assert server.load_error is None
+        return server
+
+    yield make
+    for server, fake in made:
+        fake.open_gates()
+        server.stop(timeout=5)

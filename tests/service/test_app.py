@@ -23,7 +23,7 @@ from service.config import Settings
 from service.errors import ServiceError
 from service.runtime import Runtime
 from service.state import EXTENSION
-from tests.fixtures import FakePredictor, fake_score
+from tests.fixtures import FakePredictor, fake_score, wait_until
 
 LABELS = ["negative", "positive"]
 TF_PREDICT = "/v1/models/fake:predict"
@@ -70,14 +70,6 @@ def tf_error_of(response: TestResponse, status: int) -> str:
 def locs(error: dict[str, Any]) -> list[str]:
     """Return the field paths of a validation error."""
     return [detail["loc"] for detail in error["details"]]
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Poll ``condition`` until it holds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.005)
 
 
 # -- POST /predict --------------------------------------------------------------------------

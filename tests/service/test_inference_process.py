@@ -10,7 +10,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -18,20 +17,11 @@ import pytest
 from service import wire
 from service.config import Settings
 from service.inference_process import InferenceServer
-from tests.fixtures import FakePredictor
+from tests.fixtures import FakePredictor, wait_until
+from tests.service.conftest import ServerFactory
 
 # Every read on a client socket is bounded: one that would hang fails with TimeoutError.
 CLIENT_TIMEOUT_S = 5.0
-
-ServerFactory = Callable[..., InferenceServer]
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Poll ``condition`` until it holds; fail the test after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.01)
 
 
 def connect(path: Path) -> socket.socket:
@@ -44,35 +34,6 @@ def connect(path: Path) -> socket.socket:
         client.close()
         raise
     return client
-
-
-@pytest.fixture
-def socket_path(tmp_path: Path) -> Path:
-    """Return the socket path, in a directory that does not exist yet."""
-    return tmp_path / "s" / "model.sock"
-
-
-@pytest.fixture
-def make_server(
-    make_settings: Callable[..., Settings], socket_path: Path
-) -> Iterator[ServerFactory]:
-    """Return a factory of listening servers over a fake model; all are stopped after."""
-    made: list[tuple[InferenceServer, FakePredictor]] = []
-
-    def make(predictor: FakePredictor | None = None, **overrides: Any) -> InferenceServer:
-        fake = predictor or FakePredictor()
-        server = InferenceServer(make_settings(inference_socket=socket_path, **overrides), fake)
-        made.append((server, fake))
-        server.start(background=False)
-        assert server.load_error is None
-        return server
-
-    yield make
-    for server, fake in made:
-        for gate in (fake.load_gate, fake.gate):  # never leave a thread blocked
-            if gate is not None:
-                gate.set()
-        server.stop(timeout=5)
 
 
 @pytest.fixture

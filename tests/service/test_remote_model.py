@@ -17,11 +17,10 @@ import numpy as np
 import pytest
 
 from service import remote_model
-from service.config import Settings
 from service.errors import NotReady, Overloaded
-from service.inference_process import InferenceServer
 from service.remote_model import RemoteModel
-from tests.fixtures import FakePredictor
+from tests.fixtures import FakePredictor, wait_until
+from tests.service.conftest import ServerFactory
 from training.bundle import MODEL_FILE, TOKENIZER_FILE, file_sha256
 from training.preprocessing import SequenceSpec, TextPreprocessor
 from training.tokenizer import Tokenizer
@@ -29,16 +28,7 @@ from training.tokenizer import Tokenizer
 BUNDLE_TEXTS = ["good film", "the plot was bad", "a great great film", "awful actors"]
 BUNDLE_MAXLEN = 4
 
-ServerFactory = Callable[..., InferenceServer]
 RemoteFactory = Callable[..., RemoteModel]
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Poll ``condition`` until it holds; fail the test after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.01)
 
 
 def select_with_poll(poll: type) -> SimpleNamespace:
@@ -83,34 +73,6 @@ def bundle(tmp_path_factory: pytest.TempPathFactory, bundle_tokenizer: Tokenizer
 def _fast_reconnect(monkeypatch: pytest.MonkeyPatch) -> None:
     """Try the socket every 10 ms, so reconnecting takes milliseconds in these tests."""
     monkeypatch.setattr(remote_model, "CONNECT_INTERVAL_S", 0.01)
-
-
-@pytest.fixture
-def socket_path(tmp_path: Path) -> Path:
-    """Return the model process's socket path."""
-    return tmp_path / "s" / "model.sock"
-
-
-@pytest.fixture
-def make_server(
-    make_settings: Callable[..., Settings], socket_path: Path
-) -> Iterator[ServerFactory]:
-    """Return a factory of listening model servers over a fake model; all are stopped after."""
-    made: list[tuple[InferenceServer, FakePredictor]] = []
-
-    def make(predictor: FakePredictor | None = None, **overrides: Any) -> InferenceServer:
-        fake = predictor or FakePredictor()
-        server = InferenceServer(make_settings(inference_socket=socket_path, **overrides), fake)
-        made.append((server, fake))
-        server.start(background=False)
-        assert server.load_error is None
-        return server
-
-    yield make
-    for server, fake in made:
-        if fake.gate is not None:  # never leave a thread blocked
-            fake.gate.set()
-        server.stop(timeout=5)
 
 
 @pytest.fixture
