@@ -118,10 +118,10 @@ def test_overload_sheds_fast_and_recovers(tiny_bundle: Path, tmp_path: Path) -> 
     assert set(overload.statuses()) <= {"200", "503"}  # no timeouts, resets or 500s
     assert {s.code for s in shed} == {"overloaded"}
     assert {s.retry_after for s in shed} == {"1"}
-    # Shed at once, not queued: quicker than being served, measured in the same run (an
-    # absolute bound failed once in clean-clone CI on a busy machine: 577 ms against 0.5 s).
+    # Shed without queueing: a queued request would wait up to request_timeout_s (10 s). The
+    # bound leaves room for a busy 2-core CI machine (shed p99 92 ms quiet, 461-577 ms busy).
     shed_p99 = percentile([s.latency_s for s in shed], 0.99)
-    assert shed_p99 < percentile([s.latency_s for s in served], 0.5), (shed_p99, len(served))
+    assert shed_p99 < 2.0, shed_p99
     assert not overload.mismatches
     assert calm.samples
     assert set(calm.statuses()) == {"200"}
