@@ -18,7 +18,8 @@ FROM python:3.11-slim-bookworm AS base
 FROM base AS requirements
 # cpu (tensorflow-cpu) or gpu (tensorflow[and-cuda]); never both.
 ARG VARIANT=cpu
-# More extras, comma-separated: "train" adds what sentiment-train needs (scikit-learn, matplotlib).
+# More extras, comma-separated: "train" adds what sentiment-train needs (scikit-learn, matplotlib,
+# gensim, the GloVe vectors).
 ARG EXTRAS=""
 WORKDIR /src
 COPY pyproject.toml constraints.txt docker/requirements.py ./

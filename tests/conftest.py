@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures import TINY_TRAIN_ARGS, make_reviews, write_jsonl
+from tests.fixtures import TINY_TRAIN_ARGS, make_reviews, write_jsonl, write_word_vectors
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -83,6 +83,30 @@ def tiny_nbsvm_bundle(
         [
             *("--train", str(train), "--val", str(val), "--out", str(out)),
             *("--nb-buckets", "64", "--nb-weight", "0.7"),
+            *TINY_TRAIN_ARGS,
+        ]
+    )
+    assert code == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_word_vectors_bundle(
+    tiny_data: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """A tiny bundle with frozen word vectors and words added for them (and the NB-SVM branch)."""
+    from training.cli import train_main
+
+    directory = tmp_path_factory.mktemp("word_vectors")
+    vectors = write_word_vectors(directory / "vectors.txt")
+    train, val = tiny_data
+    out = directory / "bundle"
+    code = train_main(
+        [
+            *("--train", str(train), "--val", str(val), "--out", str(out)),
+            *("--word-vectors", str(vectors), "--word-vectors-extra", "8"),
+            *("--word-vectors-projection", "4", "--word-dropout", "0.5"),
+            *("--nb-buckets", "64", "--ngram-buckets", "32", "--ngram-dim", "3"),
             *TINY_TRAIN_ARGS,
         ]
     )

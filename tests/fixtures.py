@@ -37,6 +37,36 @@ def make_reviews(count: int, seed: int = 0) -> list[tuple[str, int]]:
     return [(make_review(rng, i % 2), i % 2) for i in range(count)]
 
 
+# Words the synthetic reviews never use, with vectors beside their sentiment's cue words in
+# ``write_word_vectors``: a model can only score them from those vectors.
+UNSEEN_POSITIVE_WORDS = ["splendid", "marvellous"]
+UNSEEN_NEGATIVE_WORDS = ["dreadful", "atrocious"]
+
+
+def write_word_vectors(path: Path, dim: int = 6, seed: int = 0) -> Path:
+    """Write GloVe-format vectors: cue words (seen and unseen) apart by sentiment, filler near 0.
+
+    Dimension 0 is +1 for positive words and -1 for negative ones; the rest is small noise.
+    The words come most frequent first, as in GloVe: filler, then cues, then unseen cues.
+    """
+    rng = np.random.default_rng(seed)
+    lines = []
+    groups = [
+        (FILLER_WORDS, 0.0),
+        (POSITIVE_WORDS, 1.0),
+        (NEGATIVE_WORDS, -1.0),
+        (UNSEEN_POSITIVE_WORDS, 1.0),
+        (UNSEEN_NEGATIVE_WORDS, -1.0),
+    ]
+    for words, polarity in groups:
+        for word in words:
+            vector = rng.normal(0.0, 0.1, dim)
+            vector[0] = polarity
+            lines.append(" ".join([word, *(f"{value:.4f}" for value in vector)]))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
 def write_jsonl(path: Path, rows: list[tuple[str, int]]) -> Path:
     """Write rows in the IMDB JSON Lines layout."""
     with path.open("w", encoding="utf-8") as handle:

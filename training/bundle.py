@@ -256,14 +256,26 @@ def _load_keras_model(path: Path) -> Any:
 def _check_consistency(
     directory: Path, model: Any, tokenizer: Tokenizer, metadata: BundleMetadata
 ) -> None:
-    # Every embedding, also inside the member models of an ensemble, must cover every id.
-    for embedding in _layers(model):
-        if hasattr(embedding, "input_dim") and tokenizer.vocabulary_size > embedding.input_dim:
-            raise BundleError(
-                f"model bundle {directory} is inconsistent: the tokenizer emits ids up to "
-                f"{tokenizer.vocabulary_size - 1} but the embedding has only "
-                f"{embedding.input_dim} rows"
-            )
+    # Every id table (embeddings, n-gram tables), also inside the member models of an
+    # ensemble, must cover every id the tokenizer emits, or be fed through a LearnedVocabulary
+    # that maps the ids beyond it to OOV (the frozen word vectors always see every id).
+    from training.layers import FrozenWordVectors, LearnedVocabulary
+
+    layers = _layers(model)
+    clipped = min(
+        (layer.size for layer in layers if isinstance(layer, LearnedVocabulary)), default=0
+    )
+    for table in layers:
+        rows = getattr(table, "input_dim", None) or getattr(table, "vocabulary_size", None)
+        if not isinstance(rows, int) or tokenizer.vocabulary_size <= rows:
+            continue
+        if clipped and clipped <= rows and not isinstance(table, FrozenWordVectors):
+            continue
+        raise BundleError(
+            f"model bundle {directory} is inconsistent: the tokenizer emits ids up to "
+            f"{tokenizer.vocabulary_size - 1} but the layer {table.name!r} has only "
+            f"{rows} rows"
+        )
     if tokenizer.vocabulary_size != metadata.vocabulary_size:
         raise BundleError(
             f"model bundle {directory} is inconsistent: metadata says vocabulary_size "

@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from training.errors import TrainingError
-from training.model import CELLS, POOLINGS
+from training.model import CELLS, POOLINGS, ModelConfig
 from training.nbsvm import NbsvmConfig
 from training.preprocessing import SIDES
+from training.pretrain import PretrainConfig
+from training.train import TrainConfig
 
 log = logging.getLogger("training")
 DATA_ENV = "SENTIMENT_DATA_DIR"  # where the default IMDB files are looked up
@@ -114,56 +116,74 @@ def build_train_parser() -> argparse.ArgumentParser:
     data.add_argument(
         "--snippets",
         type=float,
-        default=0.0,
+        default=TrainConfig.snippets,
         metavar="FRACTION",
         help="add this fraction of one-sentence snippets of the training texts (labelled as "
         "their text) so the model also learns short inputs; 0.5 adds one per two texts",
     )
 
     pre = parser.add_argument_group("preprocessing")
-    pre.add_argument("--num-words", type=int, default=30_000, help="vocabulary size cap")
-    pre.add_argument("--maxlen", type=int, default=400, help="max tokens per text")
-    pre.add_argument("--padding", choices=SIDES, default="post", help="pad side")
+    pre.add_argument(
+        "--num-words", type=int, default=TrainConfig.num_words, help="vocabulary size cap"
+    )
+    pre.add_argument("--maxlen", type=int, default=TrainConfig.maxlen, help="max tokens per text")
+    pre.add_argument("--padding", choices=SIDES, default=TrainConfig.padding, help="pad side")
     pre.add_argument(
         "--truncating",
         choices=SIDES,
-        default="pre",
+        default=TrainConfig.truncating,
         help="truncate side (pre keeps the end of a long text)",
     )
 
     model = parser.add_argument_group("model")
-    model.add_argument("--cell", choices=CELLS, default="gru", help="recurrent cell")
-    model.add_argument("--units", type=int, default=64, help="units per direction and layer")
-    model.add_argument("--layers", type=int, default=1, help="stacked recurrent layers")
+    model.add_argument("--cell", choices=CELLS, default=ModelConfig.cell, help="recurrent cell")
+    model.add_argument(
+        "--units", type=int, default=ModelConfig.units, help="units per direction and layer"
+    )
+    model.add_argument(
+        "--layers", type=int, default=ModelConfig.layers, help="stacked recurrent layers"
+    )
     model.add_argument(
         "--bidirectional",
         action=argparse.BooleanOptionalAction,
-        default=True,
+        default=ModelConfig.bidirectional,
         help="read the text both ways",
     )
-    model.add_argument("--embedding-dim", type=int, default=128, help="embedding width")
+    model.add_argument(
+        "--embedding-dim", type=int, default=ModelConfig.embedding_dim, help="embedding width"
+    )
     model.add_argument(
         "--pooling",
         choices=POOLINGS,
-        default="max_mean",
+        default=ModelConfig.pooling,
         help="how the RNN outputs over time become one vector",
     )
     model.add_argument(
-        "--embedding-dropout", type=float, default=0.2, help="spatial dropout on embedding channels"
+        "--embedding-dropout",
+        type=float,
+        default=ModelConfig.embedding_dropout,
+        help="spatial dropout on embedding channels",
     )
-    model.add_argument("--dropout", type=float, default=0.3, help="dropout before the output")
     model.add_argument(
-        "--recurrent-dropout", type=float, default=0.0, help="> 0 disables the cuDNN kernel on GPU"
+        "--dropout", type=float, default=ModelConfig.dropout, help="dropout before the output"
     )
-    model.add_argument("--l2", type=float, default=0.0, help="L2 weight decay")
+    model.add_argument(
+        "--recurrent-dropout",
+        type=float,
+        default=ModelConfig.recurrent_dropout,
+        help="> 0 disables the cuDNN kernel on GPU",
+    )
+    model.add_argument("--l2", type=float, default=ModelConfig.l2, help="L2 weight decay")
     model.add_argument(
         "--ngram-buckets",
         type=int,
-        default=0,
+        default=ModelConfig.ngram_buckets,
         help="> 0 adds a fastText-style branch: mean embedding of the words and of their "
         "bigrams hashed into this many buckets, beside the RNN (0 = RNN only)",
     )
-    model.add_argument("--ngram-dim", type=int, default=16, help="width of that branch")
+    model.add_argument(
+        "--ngram-dim", type=int, default=ModelConfig.ngram_dim, help="width of that branch"
+    )
 
     nb = parser.add_argument_group(
         "NB-SVM branch (binary labels): NB-weighted word + bigram evidence beside the RNN"
@@ -184,6 +204,37 @@ def build_train_parser() -> argparse.ArgumentParser:
         default=NbsvmConfig.weight,
         help="the branch's logit is added to the RNN's times this",
     )
+    vectors = parser.add_argument_group(
+        "general-domain word vectors (frozen, beside the learned embedding)"
+    )
+    vectors.add_argument(
+        "--word-vectors",
+        metavar="SOURCE",
+        help="'glove-6b-50d' (GloVe 6B 50-d, packaged in the train extra) or a GloVe/word2vec "
+        "text file: a frozen vector per word, so words the training texts lack still mean "
+        "something; off by default",
+    )
+    vectors.add_argument(
+        "--word-vectors-extra",
+        type=int,
+        default=TrainConfig.word_vectors_extra,
+        metavar="N",
+        help="add the N most frequent words of the vectors' corpus that --num-words lacks to "
+        "the vocabulary (they get a frozen vector only)",
+    )
+    vectors.add_argument(
+        "--word-vectors-projection",
+        type=int,
+        default=ModelConfig.word_vectors_projection,
+        help="the frozen vectors enter the RNN through a Dense layer this wide (0 = as they are)",
+    )
+    vectors.add_argument(
+        "--word-dropout",
+        type=float,
+        default=ModelConfig.word_dropout,
+        help="while training, this share of tokens is OOV for the learned embedding only, so "
+        "the model learns to read words from their frozen vector alone",
+    )
     pre_train = parser.add_argument_group("pre-training (word2vec embeddings, needs gensim)")
     pre_train.add_argument(
         "--pretrain-unlabelled",
@@ -191,29 +242,47 @@ def build_train_parser() -> argparse.ArgumentParser:
         help="unlabelled texts (CSV/TSV/JSONL/TXT, e.g. imdb/unsup.jsonl.gz): learn word2vec "
         "vectors on them plus --train to initialize the embedding",
     )
-    pre_train.add_argument("--pretrain-epochs", type=int, default=5, help="word2vec epochs")
-    pre_train.add_argument("--pretrain-window", type=int, default=5, help="word2vec window")
+    pre_train.add_argument(
+        "--pretrain-epochs", type=int, default=PretrainConfig.epochs, help="word2vec epochs"
+    )
+    pre_train.add_argument(
+        "--pretrain-window", type=int, default=PretrainConfig.window, help="word2vec window"
+    )
 
     fit = parser.add_argument_group("optimization")
-    fit.add_argument("--optimizer", choices=("adam", "rmsprop", "sgd"), default="adam")
-    fit.add_argument("--learning-rate", type=float, default=1e-3)
-    fit.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (Nesterov)")
-    fit.add_argument("--clipnorm", type=float, default=1.0, help="gradient norm clip; 0 = off")
-    fit.add_argument("--batch-size", type=int, default=64)
     fit.add_argument(
-        "--epochs", type=int, default=8, help="upper bound; early stopping ends sooner"
+        "--optimizer", choices=("adam", "rmsprop", "sgd"), default=TrainConfig.optimizer
     )
-    fit.add_argument("--patience", type=int, default=2, help="early-stopping patience (epochs)")
+    fit.add_argument("--learning-rate", type=float, default=TrainConfig.learning_rate)
+    fit.add_argument(
+        "--momentum", type=float, default=TrainConfig.momentum, help="SGD momentum (Nesterov)"
+    )
+    fit.add_argument(
+        "--clipnorm", type=float, default=TrainConfig.clipnorm, help="gradient norm clip; 0 = off"
+    )
+    fit.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    fit.add_argument(
+        "--epochs",
+        type=int,
+        default=TrainConfig.epochs,
+        help="upper bound; early stopping ends sooner",
+    )
+    fit.add_argument(
+        "--patience",
+        type=int,
+        default=TrainConfig.patience,
+        help="early-stopping patience (epochs)",
+    )
     fit.add_argument(
         "--monitor",
-        default="val_accuracy",
+        default=TrainConfig.monitor,
         help="metric for early stopping, checkpointing and LR reduction",
     )
-    fit.add_argument("--seed", type=int, default=1337)
+    fit.add_argument("--seed", type=int, default=TrainConfig.seed)
     fit.add_argument(
         "--ensemble",
         type=int,
-        default=1,
+        default=TrainConfig.ensemble,
         metavar="N",
         help="train N models (seeds SEED..SEED+N-1) and bundle them as one model serving "
         "their mean; N times the training and serving cost",
@@ -242,8 +311,7 @@ def train_main(argv: Sequence[str] | None = None) -> int:
 
 def _train(args: argparse.Namespace) -> None:
     from training.data import read_labelled, split_dataset
-    from training.pretrain import PretrainConfig
-    from training.train import TrainConfig, train
+    from training.train import train
 
     train_path = args.train
     if args.download_aclimdb:
@@ -290,6 +358,8 @@ def _train(args: argparse.Namespace) -> None:
         monitor=args.monitor,
         seed=args.seed,
         snippets=args.snippets,
+        word_vectors=args.word_vectors,
+        word_vectors_extra=args.word_vectors_extra,
         ensemble=args.ensemble,
         tensorboard=args.tensorboard,
         verbose=2 if args.quiet else "auto",
@@ -307,6 +377,8 @@ def _train(args: argparse.Namespace) -> None:
         "l2": args.l2,
         "ngram_buckets": args.ngram_buckets,
         "ngram_dim": args.ngram_dim,
+        "word_vectors_projection": args.word_vectors_projection,
+        "word_dropout": args.word_dropout,
     }
     pretrain_texts = None
     if args.pretrain_unlabelled:

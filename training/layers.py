@@ -180,3 +180,100 @@ class LogitBlend(keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "weight": self.weight}
+
+
+@keras.saving.register_keras_serializable(package="sentiment")
+class LearnedVocabulary(keras.layers.Layer):
+    """The ids the learned embedding has rows for: ids ``>= size`` become ``oov_id``.
+
+    Words added to the vocabulary for their general-domain vectors only
+    (``training.word_vectors``) share the learned OOV row here; ``FrozenWordVectors`` tells
+    them apart. While training, each real token also becomes ``oov_id`` with probability
+    ``dropout`` (word dropout on this half only), so the model learns to read a word from its
+    general vector alone, as it must for a word the training texts never had. Padding (0)
+    stays 0, so the embedding's mask is the same.
+    """
+
+    def __init__(
+        self,
+        size: int,
+        oov_id: int = 1,
+        dropout: float = 0.0,
+        seed: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.size = size
+        self.oov_id = oov_id
+        self.dropout = dropout
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, token_ids: Any, training: bool | None = None) -> Any:
+        ids = ops.cast(token_ids, "int32")
+        oov = ops.cast(self.oov_id, "int32")
+        ids = ops.where(ids >= self.size, oov, ids)
+        if training and self.dropout > 0:
+            drop = keras.random.uniform(ops.shape(ids), seed=self.seed_generator) < self.dropout
+            ids = ops.where(drop & (ids > 0), oov, ids)
+        return ids
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "size": self.size,
+            "oov_id": self.oov_id,
+            "dropout": self.dropout,
+            "seed": self.seed,
+        }
+
+
+@keras.saving.register_keras_serializable(package="sentiment")
+class FrozenWordVectors(keras.layers.Layer):
+    """A fixed table of general-domain word vectors, stored as int8 codes and a scale per row.
+
+    ``training.word_vectors.quantize`` fills it; a quarter of float32's size, so a larger
+    vocabulary fits in the bundle. Not trainable: fine-tuning would move the words the
+    training texts have away from the ones they lack, and the vectors of the latter are the
+    point. Masks padding (id 0) like ``Embedding(mask_zero=True)``.
+    """
+
+    def __init__(self, vocabulary_size: int, output_dim: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.vocabulary_size = vocabulary_size
+        self.output_dim = output_dim
+        self.trainable = False
+        self.supports_masking = True
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        self.codes = self.add_weight(
+            name="codes",
+            shape=(self.vocabulary_size, self.output_dim),
+            initializer="zeros",
+            dtype="int8",
+            trainable=False,
+        )
+        self.scales = self.add_weight(
+            name="scales", shape=(self.vocabulary_size,), initializer="zeros", trainable=False
+        )
+
+    def call(self, token_ids: Any) -> Any:
+        ids = ops.cast(token_ids, "int32")
+        codes = ops.cast(ops.take(self.codes, ids, axis=0), self.compute_dtype)
+        return codes * ops.expand_dims(ops.take(self.scales, ids, axis=0), axis=-1)
+
+    def compute_mask(self, token_ids: Any, mask: Any = None) -> Any:
+        return ops.not_equal(token_ids, 0)
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return (*input_shape, self.output_dim)
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "vocabulary_size": self.vocabulary_size,
+            "output_dim": self.output_dim,
+        }

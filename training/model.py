@@ -36,6 +36,12 @@ class ModelConfig:
     l2: float = 0.0  # weight decay on embedding, recurrent and dense kernels
     ngram_buckets: int = 0  # > 0 adds a bag-of-words-and-hashed-bigrams branch (HashedNgramBag)
     ngram_dim: int = 16
+    # General-domain word vectors beside the learned embedding (training.word_vectors):
+    # ids >= learned_vocabulary_size have a frozen vector only (0 = every id is learned).
+    learned_vocabulary_size: int = 0
+    word_vectors_dim: int = 0  # width of the frozen table; 0 = no such table
+    word_vectors_projection: int = 16  # the table's vectors enter the RNN through this Dense
+    word_dropout: float = 0.0  # share of tokens the learned half sees as OOV while training
 
     def __post_init__(self) -> None:
         if self.cell not in CELLS:
@@ -53,17 +59,31 @@ class ModelConfig:
                 raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         if self.l2 < 0:
             raise ConfigError(f"l2 must be >= 0, got {self.l2}")
+        if not 0 <= self.learned_vocabulary_size <= self.vocabulary_size:
+            raise ConfigError("learned_vocabulary_size must be in [0, vocabulary_size]")
+        if min(self.word_vectors_dim, self.word_vectors_projection) < 0:
+            raise ConfigError("word_vectors_dim and word_vectors_projection must be >= 0")
+        if not 0.0 <= self.word_dropout < 1.0:
+            raise ConfigError(f"word_dropout must be in [0, 1), got {self.word_dropout}")
+
+    @property
+    def learned_size(self) -> int:
+        """Return how many ids the learned embedding (and the n-gram bag) has rows for."""
+        return self.learned_vocabulary_size or self.vocabulary_size
 
     def to_dict(self) -> dict[str, Any]:
         """Return the config as a JSON-serializable dict."""
         return asdict(self)
 
 
-def build_model(config: ModelConfig, embedding_weights: Any = None) -> keras.Model:
+def build_model(
+    config: ModelConfig, embedding_weights: Any = None, word_vectors: Any = None
+) -> keras.Model:
     """Return the uncompiled functional model: int ids (batch, time) -> class probabilities.
 
-    ``embedding_weights`` (vocabulary_size, embedding_dim), e.g. pre-trained word vectors,
-    initializes the Embedding layer; it is fine-tuned with the rest.
+    ``embedding_weights`` (learned_size, embedding_dim), e.g. pre-trained word vectors,
+    initializes the Embedding layer; it is fine-tuned with the rest. ``word_vectors``
+    (vocabulary_size, word_vectors_dim) fills the frozen general-domain table.
     """
     import keras
 
@@ -71,13 +91,22 @@ def build_model(config: ModelConfig, embedding_weights: Any = None) -> keras.Mod
 
     regularizer = keras.regularizers.L2(config.l2) if config.l2 > 0 else None
     token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+    learned_ids = token_ids
+    if config.learned_size < config.vocabulary_size or config.word_dropout > 0:
+        from training.layers import LearnedVocabulary
+
+        learned_ids = LearnedVocabulary(
+            config.learned_size, dropout=config.word_dropout, name="learned_vocabulary"
+        )(token_ids)
     x = keras.layers.Embedding(
-        config.vocabulary_size,
+        config.learned_size,
         config.embedding_dim,
         mask_zero=True,  # padding id 0 is skipped by the RNN and the pooling
         embeddings_regularizer=regularizer,
         name="embedding",
-    )(token_ids)
+    )(learned_ids)
+    if config.word_vectors_dim:
+        x = keras.layers.Concatenate(name="embeddings")([x, _word_vectors(config, token_ids)])
     if config.embedding_dropout > 0:
         x = keras.layers.SpatialDropout1D(config.embedding_dropout, name="embedding_dropout")(x)
     for depth in range(config.layers):
@@ -91,12 +120,12 @@ def build_model(config: ModelConfig, embedding_weights: Any = None) -> keras.Mod
     x = _pool(x, config.pooling)
     if config.ngram_buckets:
         bag = HashedNgramBag(
-            config.vocabulary_size,
+            config.learned_size,
             config.ngram_buckets,
             config.ngram_dim,
             embeddings_regularizer=regularizer,
             name="ngram_bag",
-        )(token_ids)
+        )(learned_ids)
         x = keras.layers.Concatenate(name="rnn_and_ngrams")([x, bag])
     if config.dropout > 0:
         x = keras.layers.Dropout(config.dropout, name="dropout")(x)
@@ -111,18 +140,50 @@ def build_model(config: ModelConfig, embedding_weights: Any = None) -> keras.Mod
     model = keras.Model(token_ids, probabilities, name=f"sentiment_{config.cell}")
     if embedding_weights is not None:
         _set_embedding(model, embedding_weights, config)
+    if config.word_vectors_dim:
+        _set_word_vectors(model, word_vectors, config)
     return model
+
+
+def _word_vectors(config: ModelConfig, token_ids: Any) -> Any:
+    import keras
+
+    from training.layers import FrozenWordVectors
+
+    vectors = FrozenWordVectors(
+        config.vocabulary_size, config.word_vectors_dim, name="word_vectors"
+    )(token_ids)
+    if not config.word_vectors_projection:
+        return vectors
+    return keras.layers.Dense(config.word_vectors_projection, name="word_vectors_projection")(
+        vectors
+    )
 
 
 def _set_embedding(model: keras.Model, weights: Any, config: ModelConfig) -> None:
     import numpy as np
 
     matrix = np.asarray(weights, dtype="float32")
-    expected = (config.vocabulary_size, config.embedding_dim)
+    expected = (config.learned_size, config.embedding_dim)
     if matrix.shape != expected:
         raise ConfigError(f"embedding weights have shape {matrix.shape}, expected {expected}")
     # Set after building (not as an initializer), so the matrix never lands in the config.
     model.get_layer("embedding").set_weights([matrix])
+
+
+def _set_word_vectors(model: keras.Model, table: Any, config: ModelConfig) -> None:
+    import numpy as np
+
+    from training.word_vectors import quantize
+
+    if table is None:
+        raise ConfigError("word_vectors_dim is set but no word vector table was given")
+    matrix = np.asarray(table, dtype="float32")
+    expected = (config.vocabulary_size, config.word_vectors_dim)
+    if matrix.shape != expected:
+        raise ConfigError(f"word vectors have shape {matrix.shape}, expected {expected}")
+    codes, scales = quantize(matrix)
+    model.get_layer("word_vectors").set_weights([codes, scales])
 
 
 def _recurrent_layer(

@@ -7,7 +7,7 @@ import platform
 import shutil
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from importlib import metadata as package_metadata
 from pathlib import Path
@@ -55,6 +55,10 @@ class TrainConfig:
     reduce_lr_factor: float = 0.5
     seed: int = 1337
     snippets: float = 0.0  # share of one-sentence snippets added to the training texts
+    # General-domain vectors (training.word_vectors): "glove-6b-50d" or a GloVe text file,
+    # and how many of their most frequent words join the vocabulary beyond num_words.
+    word_vectors: str | None = None
+    word_vectors_extra: int = 0
     ensemble: int = 1  # models trained with seeds seed, seed+1, ...; served as their mean
     tensorboard: bool = False
     verbose: int | str = "auto"  # Keras fit verbosity: progress bars on a terminal
@@ -68,6 +72,8 @@ class TrainConfig:
             raise ConfigError(f"ensemble must be 1-8 models, got {self.ensemble}")
         if self.num_words < 2:
             raise ConfigError(f"num_words must be >= 2, got {self.num_words}")
+        if self.word_vectors_extra < 0:
+            raise ConfigError(f"word_vectors_extra must be >= 0, got {self.word_vectors_extra}")
         SequenceSpec(self.maxlen, self.padding, self.truncating)  # validates the three
 
 
@@ -135,9 +141,10 @@ def train(
     """Train on ``train_set``, select on ``validation_set``, write the bundle to ``out_dir``.
 
     The stages, each a function below: labels and data, tokenizer, pre-training (word2vec on
-    ``pretrain_texts`` plus the training texts, never the validation texts), fitting (one
-    model or an ensemble), the NB-SVM n-gram branch, scoring (with the TF-IDF baseline on the
-    same split), and the bundle with its reports.
+    ``pretrain_texts`` plus the training texts, never the validation texts), general-domain
+    word vectors (a larger vocabulary), fitting (one model or an ensemble), the NB-SVM n-gram
+    branch, scoring (with the TF-IDF baseline on the same split), and the bundle with its
+    reports.
     """
     import keras
 
@@ -163,8 +170,16 @@ def train(
         pretrain_config,
         seed=config.seed,
     )
+    preprocessor, model_config, word_vector_table, word_vector_stats = add_word_vectors(
+        preprocessor, model_config, config
+    )
     fitted = fit_models(
-        data, preprocessor, model_config, embedding_weights, config=config, out_dir=out_dir
+        data,
+        preprocessor,
+        model_config,
+        (embedding_weights, word_vector_table),
+        config=config,
+        out_dir=out_dir,
     )
     if nbsvm_config.buckets > 0:
         fitted = add_ngram_evidence(fitted, data, preprocessor, nbsvm_config, seed=config.seed)
@@ -181,6 +196,8 @@ def train(
     }
     if pretraining:
         metrics["pretraining"] = pretraining
+    if word_vector_stats:
+        metrics["word_vectors"] = word_vector_stats
     if baseline:
         from training.baseline import tfidf_baseline
 
@@ -289,18 +306,56 @@ def pretrain(
     return weights, {"word2vec": asdict(config), **stats}
 
 
+def add_word_vectors(
+    preprocessor: TextPreprocessor, model_config: ModelConfig, config: TrainConfig
+) -> tuple[TextPreprocessor, ModelConfig, Any, dict[str, Any]]:
+    """Extend the vocabulary with general-domain words; return the frozen table for them.
+
+    The learned embedding keeps the fitted tokenizer's ids (and their word2vec rows); the
+    added words have a general vector only (``training.word_vectors``).
+    """
+    if not config.word_vectors:
+        return preprocessor, model_config, None, {}
+    from training.word_vectors import extend_vocabulary, load_word_vectors, vector_table
+
+    vectors = load_word_vectors(config.word_vectors)
+    learned = preprocessor.tokenizer
+    tokenizer = extend_vocabulary(learned, vectors, config.word_vectors_extra)
+    table, coverage = vector_table(tokenizer, vectors)
+    extended = replace(
+        model_config,
+        vocabulary_size=tokenizer.vocabulary_size,
+        learned_vocabulary_size=learned.vocabulary_size,
+        word_vectors_dim=vectors.dim,
+    )
+    stats = {
+        "source": vectors.source,
+        "dim": vectors.dim,
+        "learned_ids": learned.vocabulary_size,
+        "added_words": tokenizer.vocabulary_size - learned.vocabulary_size,
+        "coverage": round(coverage, 4),
+    }
+    log.info("word vectors: %s", stats)
+    return TextPreprocessor(tokenizer, preprocessor.spec), extended, table, stats
+
+
 def fit_models(
     data: PreparedData,
     preprocessor: TextPreprocessor,
     model_config: ModelConfig,
-    embedding_weights: Any,
+    initial_weights: tuple[Any, Any],
     *,
     config: TrainConfig,
     out_dir: Path,
 ) -> FittedModel:
-    """Fit one model, or ``config.ensemble`` seeds served as their mean; score each on val."""
+    """Fit one model, or ``config.ensemble`` seeds served as their mean; score each on val.
+
+    ``initial_weights``: the learned embedding's (or None) and the frozen word vectors' (or
+    None).
+    """
     import keras
 
+    embedding_weights, word_vectors = initial_weights
     val_batches = BucketedBatches(
         preprocessor.encode(data.validation_set.texts),
         data.y_val,
@@ -318,7 +373,7 @@ def fit_models(
         keras.utils.set_random_seed(seed)
         if config.ensemble > 1:
             log.info("ensemble member %d/%d (seed %d)", index + 1, config.ensemble, seed)
-        member = build_model(model_config, embedding_weights)
+        member = build_model(model_config, embedding_weights, word_vectors)
         if index == 0:
             member.summary(print_fn=lambda line, *_, **__: log.info("%s", line))
         train_batches = BucketedBatches(

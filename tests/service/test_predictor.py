@@ -22,7 +22,7 @@ TEXTS = [text for text, _ in make_reviews(40, seed=5)] + ["", "<br />", "unseen 
 
 # The plain RNN bundle, one with every optional part (pre-trained embedding, n-gram branch),
 # and one with the NB-SVM branch blended in.
-BUNDLES = ["tiny_bundle", "tiny_hybrid_bundle", "tiny_nbsvm_bundle"]
+BUNDLES = ["tiny_bundle", "tiny_hybrid_bundle", "tiny_nbsvm_bundle", "tiny_word_vectors_bundle"]
 
 
 @pytest.fixture(

@@ -118,7 +118,22 @@ def test_tokenizer_larger_than_embedding_is_refused(tiny_bundle: Path, tmp_path:
     big = Tokenizer.fit([" ".join(f"w{i}" for i in range(500))])
     big.save(bundle / TOKENIZER_FILE)
     _edit_metadata(bundle, vocabulary_size=big.vocabulary_size)
-    with pytest.raises(BundleError, match="embedding has only"):
+    with pytest.raises(BundleError, match="'embedding' has only"):
+        load_bundle(bundle, verify_checksums=False)
+
+
+def test_tokenizer_larger_than_the_word_vectors_is_refused(
+    tiny_word_vectors_bundle: Path, tmp_path: Path
+) -> None:
+    """The learned embedding may be smaller (its ids are clipped), the frozen table never."""
+    bundle = _copy(tiny_word_vectors_bundle, tmp_path)
+    load_bundle(bundle)  # embedding rows < vocabulary: fine behind LearnedVocabulary
+    tokenizer = Tokenizer.load(bundle / TOKENIZER_FILE)
+    size = tokenizer.vocabulary_size
+    grown = {**tokenizer.word_index, **{f"extra{i}": size + i for i in range(3)}}
+    Tokenizer(grown, oov_token=tokenizer.oov_token).save(bundle / TOKENIZER_FILE)
+    _edit_metadata(bundle, vocabulary_size=size + 3)
+    with pytest.raises(BundleError, match="'word_vectors' has only"):
         load_bundle(bundle, verify_checksums=False)
 
 

@@ -154,3 +154,28 @@ def test_group_column_missing_is_one_clear_line(
     err = capsys.readouterr().err
     assert "train.jsonl:2: missing column 'movie'" in err
     assert "Traceback" not in err
+
+
+def test_option_defaults_are_the_config_defaults() -> None:
+    """One set of defaults: every option named after a config field defaults to that field."""
+    from dataclasses import MISSING, fields
+
+    from training.cli import build_train_parser
+    from training.model import ModelConfig
+    from training.nbsvm import NbsvmConfig
+    from training.pretrain import PretrainConfig
+    from training.train import TrainConfig
+
+    defaults = {action.dest: action.default for action in build_train_parser()._actions}
+    checked = 0
+    for config, prefix in (
+        (TrainConfig, ""),
+        (ModelConfig, ""),
+        (PretrainConfig, "pretrain_"),
+        (NbsvmConfig, "nb_"),
+    ):
+        for field in fields(config):
+            if prefix + field.name in defaults and field.default is not MISSING:
+                assert defaults[prefix + field.name] == field.default, prefix + field.name
+                checked += 1
+    assert checked >= 30

@@ -106,8 +106,83 @@ def test_l2_adds_regularization_losses() -> None:
         {"l2": -1.0},
         {"ngram_buckets": -1},
         {"ngram_dim": 0},
+        {"learned_vocabulary_size": 21},
+        {"word_vectors_dim": -1},
+        {"word_dropout": 1.0},
     ],
 )
 def test_invalid_config_is_rejected(overrides: dict[str, object]) -> None:
     with pytest.raises(ConfigError):
         _tiny(**overrides)
+
+
+# -- general-domain word vectors beside the learned embedding --------------------------------
+
+# ids 0..19: 0 padding, 1 OOV, 2..11 learned, 12..19 known by their frozen vector only.
+LEARNED = 12
+
+
+def _with_vectors(**overrides: object) -> tuple[ModelConfig, np.ndarray]:
+    config = _tiny(
+        learned_vocabulary_size=LEARNED, word_vectors_dim=3, word_vectors_projection=2, **overrides
+    )
+    table = np.random.default_rng(1).normal(size=(20, 3)).astype("float32")
+    table[:2] = 0.0
+    return config, table
+
+
+def test_word_vectors_ignore_pad_length_and_survive_save_and_load(tmp_path: Path) -> None:
+    config, table = _with_vectors(ngram_buckets=16, ngram_dim=2, word_dropout=0.3)
+    model = build_model(config, word_vectors=table)
+    ids = np.array([[5, 14, 7]], dtype=np.int32)
+    padded = np.pad(ids, ((0, 0), (0, 7)))
+    np.testing.assert_allclose(model(ids, training=False), model(padded, training=False), atol=1e-6)
+    model.save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras")
+    np.testing.assert_allclose(loaded(padded), model(padded), atol=1e-7)
+
+
+def test_ids_past_the_learned_vocabulary_differ_only_by_their_vectors() -> None:
+    from training.word_vectors import quantize
+
+    config, table = _with_vectors()
+    model = build_model(config, word_vectors=table)
+    a, b = np.array([[5, 14]], dtype=np.int32), np.array([[5, 15]], dtype=np.int32)
+    assert not np.allclose(model(a), model(b))  # the frozen vectors tell 14 and 15 apart
+    table[15] = table[14]
+    model.get_layer("word_vectors").set_weights(list(quantize(table)))
+    np.testing.assert_allclose(model(a), model(b), atol=1e-6)  # and nothing else does
+
+
+def test_frozen_vectors_are_the_quantized_table_and_never_train() -> None:
+    config, table = _with_vectors(word_dropout=0.5)
+    model = build_model(config, word_vectors=table)
+    layer = model.get_layer("word_vectors")
+    ids = np.array([[2, 13, 19, 0]], dtype=np.int32)
+    np.testing.assert_allclose(np.asarray(layer(ids))[0], table[ids[0]], atol=0.02)
+    before = [np.array(w) for w in layer.get_weights()]
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    model.fit(np.tile(ids, (8, 1)), np.array([0, 1] * 4), epochs=2, verbose=0)
+    for old, new in zip(before, layer.get_weights(), strict=True):
+        np.testing.assert_array_equal(old, new)
+
+
+def test_word_dropout_only_while_training() -> None:
+    from training.layers import LearnedVocabulary
+
+    layer = LearnedVocabulary(LEARNED, dropout=0.5, seed=3)
+    ids = np.array([[0, 2, 5, 11, 12, 19]] * 200, dtype=np.int32)
+    served = np.asarray(layer(ids, training=False))
+    np.testing.assert_array_equal(served[0], [0, 2, 5, 11, 1, 1])  # past the vocabulary: OOV
+    trained = np.asarray(layer(ids, training=True))
+    assert np.all(trained[:, 0] == 0)  # padding is never dropped
+    dropped = np.mean(trained[:, 1:4] == 1)
+    assert 0.4 < dropped < 0.6
+
+
+def test_missing_word_vector_table_is_a_config_error() -> None:
+    config, table = _with_vectors()
+    with pytest.raises(ConfigError, match="no word vector table"):
+        build_model(config)
+    with pytest.raises(ConfigError, match="shape"):
+        build_model(config, word_vectors=table[:, :2])
