@@ -19,6 +19,8 @@ from typing import Any
 
 import gevent
 from gevent.event import Event
+from gevent.pool import Pool
+from gevent.server import StreamServer
 from gunicorn.workers.base import Worker
 from gunicorn.workers.ggevent import GeventWorker
 
@@ -55,8 +57,7 @@ class DrainingGeventWorker(DrainingWorker, GeventWorker):
 
     def handle_request(self, listener_name: Any, req: Any, sock: Any, addr: Any) -> bool:
         """Serve one request; while draining, tell the client to close (no further reuse)."""
-        if self.drain_started is not None:
-            req.must_close = True
+        self._close_after_this_request(req)
         keepalive: bool = super().handle_request(listener_name, req, sock, addr)
         return keepalive
 
@@ -81,9 +82,6 @@ class DrainingGeventWorker(DrainingWorker, GeventWorker):
 
     def _start_server(self, listener: Any) -> Any:
         """Start gevent's server on ``listener``, as gunicorn's gevent worker does."""
-        from gevent.pool import Pool
-        from gevent.server import StreamServer
-
         listener.setblocking(1)
         server = StreamServer(
             listener,

@@ -97,6 +97,15 @@ class DrainingWorker(Worker):
     def _drain_over(self) -> bool:
         return self.drain_started is not None and self._drain_left() == 0.0
 
+    def _close_after_this_request(self, req: Any) -> None:
+        """While draining, make ``req``'s response close its connection (``Connection: close``).
+
+        Every answered request then ends its connection, so a client reconnects, and its load
+        balancer (readiness is off) sends it to another pod instead of reusing this one.
+        """
+        if self.drain_started is not None:
+            req.must_close = True
+
     def _stop_new_handshakes(self) -> None:
         """Drop new connection attempts on every listener; let those under way complete.
 
@@ -127,8 +136,7 @@ class DrainingThreadWorker(DrainingWorker, ThreadWorker):
 
     def handle_request(self, req: Any, conn: TConn) -> bool:
         """Serve one request; while draining, tell the client to close (no further reuse)."""
-        if self.drain_started is not None:
-            req.must_close = True
+        self._close_after_this_request(req)
         keepalive: bool = super().handle_request(req, conn)
         return keepalive
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import random
 import re
 import string
@@ -19,10 +20,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from werkzeug.test import TestResponse
 
 from service.app import METRIC_METHODS, OTHER_METHOD, UNMATCHED_ROUTE, create_app, route_label
+from service.batching import DynamicBatcher
 from service.config import Settings
 from service.errors import ServiceError
+from service.explain_queue import ExplainQueue
+from service.metrics import Metrics
 from service.runtime import Runtime
 from service.state import EXTENSION
+from service.wsgi import WORKER_BOOT_ERROR, finish
 from tests.fixtures import FakePredictor, fake_score, wait_until
 
 LABELS = ["negative", "positive"]
@@ -556,6 +561,64 @@ def test_failed_load_calls_on_failure(make_settings: Callable[..., Settings]) ->
     )
     assert failures == [problem]
     assert app.extensions[EXTENSION].load_error == "no such bundle"
+
+
+@pytest.mark.parametrize("step", ["batcher", "explain queue", "model info metric"])
+def test_a_failure_after_the_model_loaded_is_a_failed_load(
+    make_settings: Callable[..., Settings],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    step: str,
+) -> None:
+    """Not only ``predictor.load``: a step of the start after it that raises fails the load.
+
+    Logged, ``load_error`` set, ``on_load_failure`` called (gunicorn: the worker stops and
+    exits WORKER_BOOT_ERROR), never ready; not an exception out of the start, or, in the
+    background, a loader thread that dies and leaves the worker "loading" for ever.
+    """
+    problem = RuntimeError(f"{step} would not start")
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise problem
+
+    metrics = Metrics()
+    if step == "batcher":
+        monkeypatch.setattr(DynamicBatcher, "start", broken)
+    elif step == "explain queue":
+        monkeypatch.setattr(ExplainQueue, "start", broken)
+    else:
+        monkeypatch.setattr(metrics.model_info, "labels", broken)
+    # On the loader's own logger: create_app's logging setup may replace the root's handlers.
+    loader_log = logging.getLogger("service.loading")
+    loader_log.addHandler(caplog.handler)
+    try:
+        failures: list[Exception] = []
+        app = create_app(
+            make_settings(),
+            predictor=FakePredictor(),
+            metrics=metrics,
+            load_in_background=False,
+            on_load_failure=failures.append,
+        )
+    finally:
+        loader_log.removeHandler(caplog.handler)
+
+    runtime: Runtime = app.extensions[EXTENSION]
+    assert failures == [problem]
+    assert runtime.load_error == f"{step} would not start"
+    assert any(
+        record.levelno == logging.CRITICAL and f"{step} would not start" in record.getMessage()
+        for record in caplog.records
+    )
+    client = app.test_client()
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.get_json() == {"status": "failed"}
+    error = error_of(client.post("/predict", json={"text": "good"}), 503, "not_ready")
+    assert error["message"] == "model failed to load"
+    assert client.get("/healthz").status_code == 200
+    assert value(scrape(client), "sentiment_worker_ready") == 0.0
+    assert finish(app) == WORKER_BOOT_ERROR  # stops the runtime; the worker exits 3
 
 
 # -- server-side failures -------------------------------------------------------------------
