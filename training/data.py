@@ -154,6 +154,13 @@ def split_dataset(dataset: Dataset, fraction: float, *, seed: int = 0) -> tuple[
     if not held or len(held) == len(dataset):
         raise DataError(dataset.source, f"{too_few} to hold out {fraction:.0%}")
 
+    if dataset.groups is None:
+        how = "a stratified sample of rows"
+    else:
+        how = f"{len({dataset.groups[i] for i in held})} whole groups, none on both sides"
+    # The held-out part says how it was made: reports name their validation split by it.
+    held_source = f"{dataset.source} [held out: {len(held)} rows, {how}, seed {seed}]"
+
     def part(keep: bool) -> Dataset:
         # Both parts keep file order; shuffling for training is the trainer's business.
         chosen = [i for i in range(len(dataset)) if (i in held) == keep]
@@ -161,7 +168,7 @@ def split_dataset(dataset: Dataset, fraction: float, *, seed: int = 0) -> tuple[
         return Dataset(
             [dataset.texts[i] for i in chosen],
             [dataset.labels[i] for i in chosen],
-            dataset.source,
+            held_source if keep else dataset.source,
             groups=None if groups is None else [groups[i] for i in chosen],
         )
 

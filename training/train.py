@@ -233,8 +233,8 @@ def train(
 def _report_notes(metrics: dict[str, Any]) -> list[str]:
     """Return what evaluation.md says besides the scores: which split, and what it is beside."""
     notes = [
-        "split: the validation data given to sentiment-train (--val), or the part held out of "
-        "--train (--val-split, --group-column); never used for fitting, only for selection"
+        "split: the data above, a file given with --val or the part of --train held out as its "
+        "brackets say; used for early stopping and model selection, never for fitting"
     ]
     if "baseline" in metrics:
         notes.append(

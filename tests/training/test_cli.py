@@ -136,6 +136,11 @@ def test_group_column_splits_validation_by_movie(
     assert recorded["validation"]["sha256"] == fingerprint(held)
     assert recorded["train"]["sha256"] == fingerprint(rest)
     assert recorded["validation"]["labels"] == {"negative": 15, "positive": 15}
+    # The report names the split it was selected on.
+    assert (
+        "held out: 30 rows, 5 whole groups, none on both sides"
+        in (out / "evaluation.md").read_text()
+    )
     # Without --group-column the same seed holds out a stratified sample of rows instead.
     plain = read_labelled(data, label_names=names)
     assert fingerprint(split_dataset(plain, 0.25, seed=5)[1]) != fingerprint(held)

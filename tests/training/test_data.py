@@ -475,7 +475,8 @@ def test_split_dataset_is_stratified_and_deterministic() -> None:
     assert (summarize(rest), summarize(held)) == ({"0": 72, "1": 18}, {"0": 8, "1": 2})
     assert sorted(rest.texts + held.texts) == sorted(dataset.texts)
     assert rest.texts == sorted(rest.texts, key=dataset.texts.index)  # file order kept
-    assert held.source == rest.source == "data.csv"
+    assert rest.source == "data.csv"
+    assert held.source == "data.csv [held out: 10 rows, a stratified sample of rows, seed 7]"
     assert split_dataset(dataset, 0.1, seed=7) == (rest, held)
     assert split_dataset(dataset, 0.1, seed=8)[1] != held
 
@@ -603,6 +604,10 @@ def test_grouped_split_keeps_groups_whole_and_the_fraction(fraction: float) -> N
     assert abs(len(held) - fraction * len(dataset)) <= 10
     for label, count in summarize(dataset).items():
         assert abs(summarize(held).get(label, 0) - fraction * count) <= 10
+    groups = len(set(held.groups or []))
+    assert held.source.endswith(
+        f"[held out: {len(held)} rows, {groups} whole groups, none on both sides, seed 3]"
+    )
 
 
 def test_grouped_split_is_deterministic_with_the_seed() -> None:
