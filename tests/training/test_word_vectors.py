@@ -23,6 +23,7 @@ from training.word_vectors import (
     extend_vocabulary,
     load_word_vectors,
     quantize,
+    ranked_words,
     vector_table,
 )
 
@@ -90,7 +91,7 @@ def test_extension_keeps_every_learned_id_and_appends_new_words() -> None:
     texts = [text for text, _ in make_reviews(50)]
     learned = Tokenizer.fit(texts, num_words=10)
     vectors = _vectors(["the", "Splendid", "splendid", "a-b", "dreadful", "great", "ok", "x"])
-    extended = extend_vocabulary(learned, vectors, extra=2)
+    extended = extend_vocabulary(learned, vectors.words, extra=2)
     size = learned.vocabulary_size
     assert extended.vocabulary_size == size + 2
     # In the vectors' order, skipping words it has, words that are not one lowercase token.
@@ -108,16 +109,26 @@ def test_extension_keeps_every_learned_id_and_appends_new_words() -> None:
 
 def test_extension_survives_the_tokenizer_json() -> None:
     learned = Tokenizer.fit(["good film", "bad film"])
-    extended = extend_vocabulary(learned, _vectors(["splendid", "dreadful"]), extra=5)
+    extended = extend_vocabulary(learned, ["splendid", "dreadful"], extra=5)
     reloaded = Tokenizer.from_json(extended.to_json())
     assert reloaded.encode("splendid good dreadful") == extended.encode("splendid good dreadful")
     assert reloaded.vocabulary_size == extended.vocabulary_size
 
 
+def test_words_rank_by_general_use_or_by_the_vectors_order() -> None:
+    pytest.importorskip("wordfreq")
+    vectors = _vectors(["restaurant", "zzqxv", "the", "paella", "of"])
+    assert ranked_words(vectors, "vectors") == vectors.words
+    # wordfreq: most used first; a word it does not know is no candidate.
+    assert ranked_words(vectors, "wordfreq") == ["the", "of", "restaurant", "paella"]
+    with pytest.raises(ConfigError, match="ranking"):
+        ranked_words(vectors, "alphabetical")
+
+
 def test_vector_table_rows_follow_the_ids() -> None:
     learned = Tokenizer.fit(["good film", "bad film"])
     vectors = _vectors(["film", "good", "splendid"])
-    tokenizer = extend_vocabulary(learned, vectors, extra=1)
+    tokenizer = extend_vocabulary(learned, vectors.words, extra=1)
     table, coverage = vector_table(tokenizer, vectors)
     assert table.shape == (tokenizer.vocabulary_size, 3)
     np.testing.assert_array_equal(table[tokenizer.word_index["splendid"]], vectors.vectors[2])
