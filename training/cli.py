@@ -122,6 +122,16 @@ def build_train_parser() -> argparse.ArgumentParser:
         "their text) so the model also learns short inputs; 0.5 adds one per two texts",
     )
 
+    data.add_argument(
+        "--negations",
+        type=float,
+        default=TrainConfig.negations,
+        metavar="FRACTION",
+        help="add this fraction of short rule-labelled sentences pairing polar adjectives of "
+        "the training texts with and without a negation ('not boring' is the other class from "
+        "'boring'; binary labels, needs the train extra)",
+    )
+
     pre = parser.add_argument_group("preprocessing")
     pre.add_argument(
         "--num-words", type=int, default=TrainConfig.num_words, help="vocabulary size cap"
@@ -365,6 +375,7 @@ def _train(args: argparse.Namespace) -> None:
         monitor=args.monitor,
         seed=args.seed,
         snippets=args.snippets,
+        negations=args.negations,
         word_vectors=args.word_vectors,
         word_vectors_extra=args.word_vectors_extra,
         word_ranking=args.word_ranking,

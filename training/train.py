@@ -23,6 +23,7 @@ from training.errors import ConfigError
 from training.evaluate import classification_report, label_ids, plot_history, write_report
 from training.model import ModelConfig, build_model
 from training.nbsvm import NbsvmConfig, fit_ngram_coefficients, ngram_logits
+from training.negations import with_negations
 from training.preprocessing import SequenceSpec, Side, TextPreprocessor
 from training.pretrain import PretrainConfig, pretrain_embeddings
 from training.tokenizer import DEFAULT_OOV_TOKEN, Tokenizer
@@ -55,6 +56,7 @@ class TrainConfig:
     reduce_lr_factor: float = 0.5
     seed: int = 1337
     snippets: float = 0.0  # share of one-sentence snippets added to the training texts
+    negations: float = 0.0  # share of rule-labelled negation sentences (training.negations)
     # General-domain vectors (training.word_vectors): "glove-6b-50d" or a GloVe text file,
     # and how many of their most frequent words join the vocabulary beyond num_words.
     word_vectors: str | None = None
@@ -259,15 +261,22 @@ def prepare_data(
     config: TrainConfig,
     label_names: Mapping[str, str] | None,
 ) -> PreparedData:
-    """Fix the output label order, add snippets, and turn labels into ids."""
+    """Fix the output label order, add snippets and negation sentences, turn labels into ids."""
     # label_names (raw -> display) was applied by the reader; its order is the output order.
     label_order = order_labels(
         train_set.labels, list(label_names.values()) if label_names else None
     )
     fit_set = with_snippets(train_set, config.snippets, seed=config.seed)
+    snippets = len(fit_set) - len(train_set)
+    fit_set = with_negations(fit_set, config.negations, seed=config.seed, source=train_set)
     log.info("train: %s", summarize(train_set))
     if len(fit_set) > len(train_set):
-        log.info("fitting on %d texts + %d snippets", len(train_set), len(fit_set) - len(train_set))
+        log.info(
+            "fitting on %d texts + %d snippets + %d negation sentences",
+            len(train_set),
+            snippets,
+            len(fit_set) - len(train_set) - snippets,
+        )
     log.info("validation: %s", summarize(validation_set))
     return PreparedData(
         label_order,
