@@ -21,7 +21,7 @@ from training.bundle import BundleMetadata, new_version, save_bundle
 from training.data import Dataset, fingerprint, summarize
 from training.errors import ConfigError
 from training.evaluate import classification_report, label_ids, plot_history, write_report
-from training.model import ModelConfig, build_model
+from training.model import ModelConfig, build_model, fold_word_vectors, folded_config
 from training.nbsvm import NbsvmConfig, fit_ngram_coefficients, ngram_logits
 from training.negations import with_negations
 from training.preprocessing import SequenceSpec, Side, TextPreprocessor
@@ -222,7 +222,7 @@ def train(
             "name": name,
             "version": version or new_version(),
             "architecture": {
-                "config": model_config.to_dict(),
+                "config": folded_config(model_config).to_dict(),
                 "ensemble": fitted.members,
                 "nbsvm": asdict(nbsvm_config),
             },
@@ -355,6 +355,8 @@ def add_word_vectors(
         "learned_ids": learned.vocabulary_size,
         "added_words": tokenizer.vocabulary_size - learned.vocabulary_size,
         "coverage": round(coverage, 4),
+        # The trained Dense is folded into the table after training (model.fold_word_vectors).
+        "served_dim": folded_config(extended).word_vectors_dim,
     }
     log.info("word vectors: %s", stats)
     return TextPreprocessor(tokenizer, preprocessor.spec), extended, table, stats
@@ -408,6 +410,7 @@ def fit_models(
         fitted = _fit(member, config, train_batches, val_batches, out_dir=out_dir, index=index)
         if index == 0:  # the first model's epochs are the bundle's history
             history = fitted
+        member = fold_word_vectors(member, model_config)  # what is served and scored below
         probabilities = predict_probabilities(member, preprocessor, data.validation_set.texts)
         member_accuracy.append(float(np.mean(probabilities.argmax(axis=1) == data.y_val)))
         log.info("model %d: validation accuracy %.4f", index + 1, member_accuracy[-1])

@@ -186,3 +186,24 @@ def test_missing_word_vector_table_is_a_config_error() -> None:
         build_model(config)
     with pytest.raises(ConfigError, match="shape"):
         build_model(config, word_vectors=table[:, :2])
+
+
+def test_folding_the_projection_keeps_the_scores(tmp_path: Path) -> None:
+    from training.model import fold_word_vectors, folded_config
+
+    config, table = _with_vectors(ngram_buckets=16, ngram_dim=2)
+    model = build_model(config, word_vectors=table)
+    ids = np.random.default_rng(2).integers(0, 20, size=(16, 9)).astype("int32")
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    model.fit(ids, np.arange(16) % 2, epochs=2, verbose=0)  # weights away from their init
+    folded = fold_word_vectors(model, config)
+    served = folded_config(config)
+    assert (served.word_vectors_dim, served.word_vectors_projection) == (2, 0)
+    assert "word_vectors_projection" not in [layer.name for layer in folded.layers]
+    assert folded.get_layer("word_vectors").output_dim == 2
+    np.testing.assert_allclose(folded(ids), model(ids), atol=2e-3)
+    folded.save(tmp_path / "folded.keras")
+    loaded = keras.saving.load_model(tmp_path / "folded.keras")
+    np.testing.assert_allclose(loaded(ids), folded(ids), atol=1e-7)
+    plain = build_model(_tiny())
+    assert fold_word_vectors(plain, _tiny()) is plain  # nothing to fold
