@@ -537,17 +537,22 @@ def test_not_ready_while_loading(make_app: AppFactory) -> None:
     assert client.post("/predict", json={"text": "good"}).status_code == 200
 
 
-def test_failed_load(make_app: AppFactory) -> None:
-    fake = FakePredictor(load_error=RuntimeError("checksum mismatch in model.keras"))
-    app = make_app(fake)
-    client = app.test_client()
+def assert_answers_as_failed_load(client: FlaskClient) -> None:
+    """Not ready (503 failed), /predict 503 not_ready, still alive."""
     response = client.get("/readyz")
     assert response.status_code == 503
     assert response.get_json() == {"status": "failed"}
     error = error_of(client.post("/predict", json={"text": "good"}), 503, "not_ready")
     assert error["message"] == "model failed to load"
-    tf_error_of(client.post(TF_PREDICT, json={"instances": ["good"]}), 503)
     assert client.get("/healthz").status_code == 200
+
+
+def test_failed_load(make_app: AppFactory) -> None:
+    fake = FakePredictor(load_error=RuntimeError("checksum mismatch in model.keras"))
+    app = make_app(fake)
+    client = app.test_client()
+    assert_answers_as_failed_load(client)
+    tf_error_of(client.post(TF_PREDICT, json={"instances": ["good"]}), 503)
 
 
 def test_failed_load_calls_on_failure(make_settings: Callable[..., Settings]) -> None:
@@ -611,12 +616,7 @@ def test_a_failure_after_the_model_loaded_is_a_failed_load(
         for record in caplog.records
     )
     client = app.test_client()
-    response = client.get("/readyz")
-    assert response.status_code == 503
-    assert response.get_json() == {"status": "failed"}
-    error = error_of(client.post("/predict", json={"text": "good"}), 503, "not_ready")
-    assert error["message"] == "model failed to load"
-    assert client.get("/healthz").status_code == 200
+    assert_answers_as_failed_load(client)
     assert value(scrape(client), "sentiment_worker_ready") == 0.0
     assert finish(app) == WORKER_BOOT_ERROR  # stops the runtime; the worker exits 3
 
