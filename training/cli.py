@@ -243,7 +243,8 @@ def build_train_parser() -> argparse.ArgumentParser:
         "--word-vectors-projection",
         type=int,
         default=ModelConfig.word_vectors_projection,
-        help="the frozen vectors enter the RNN through a Dense layer this wide (0 = as they are)",
+        help="the frozen vectors enter the RNN through a Dense layer this wide, folded into "
+        "their table after training (0 = as they are)",
     )
     vectors.add_argument(
         "--word-dropout",
