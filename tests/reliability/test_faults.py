@@ -267,7 +267,7 @@ def test_vocabulary_beyond_the_embedding_never_serves(tiny_bundle: Path, tmp_pat
     assert code in (1, 3), output[-3000:]
     assert "Worker failed to boot" in output
     assert "inconsistent" in output
-    assert "embedding has only" in output
+    assert "'embedding' has only" in output
     assert kinds["unanswered"] == 0, f"{kinds['unanswered']} written requests got no whole answer"
     assert kinds["answered"] > 0  # the clients did reach the worker while it was failing
     assert set(statuses) <= {503}  # while loading: not ready, never a prediction

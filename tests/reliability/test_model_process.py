@@ -147,5 +147,5 @@ def test_model_process_that_cannot_load_stops_the_server(tiny_bundle: Path, tmp_
     output = server.log()
     assert code in (1, 3), output[-3000:]
     assert "Worker failed to boot" in output
-    assert "embedding has only" in output
+    assert "'embedding' has only" in output
     assert set(answers) <= {503}, answers

@@ -111,9 +111,12 @@ def test_default_recipe_reproduces_the_shipped_model() -> None:
     training = {k: v for k, v in metadata.training.items() if hasattr(args, k) and k != "verbose"}
     assert len(training) > 10
     assert {k: getattr(args, k) for k in training} == training
-    architecture = metadata.architecture["config"]
+    architecture = dict(metadata.architecture["config"])
+    # The served config: training folded the vectors' Dense into their table (its width).
+    assert architecture.pop("word_vectors_projection") == 0
+    assert architecture["word_vectors_dim"] == args.word_vectors_projection
     options = {k: v for k, v in architecture.items() if hasattr(args, k)}
-    assert {"units", "embedding_dim", "ngram_buckets", "ngram_dim"} <= options.keys()
+    assert {"units", "embedding_dim", "ngram_buckets", "word_dropout"} <= options.keys()
     assert {k: getattr(args, k) for k in options} == options
     nbsvm = metadata.architecture["nbsvm"]
     assert nbsvm["buckets"] > 0
