@@ -18,6 +18,7 @@ from training.nbsvm import NbsvmConfig
 from training.preprocessing import SIDES
 from training.pretrain import PretrainConfig
 from training.train import TrainConfig
+from training.word_vectors import RANKINGS
 
 log = logging.getLogger("training")
 DATA_ENV = "SENTIMENT_DATA_DIR"  # where the default IMDB files are looked up
@@ -234,7 +235,7 @@ def build_train_parser() -> argparse.ArgumentParser:
     )
     vectors.add_argument(
         "--word-ranking",
-        choices=("wordfreq", "vectors"),
+        choices=RANKINGS,
         default=TrainConfig.word_ranking,
         help="what 'most frequent' means for --word-vectors-extra: general English use "
         "(wordfreq, train extra) or the order of the vector file (GloVe: news and Wikipedia)",

@@ -242,14 +242,10 @@ def fold_word_vectors(model: keras.Model, config: ModelConfig) -> keras.Model:
     """Return ``model`` with its frozen vectors already passed through their trained Dense.
 
     The Dense is linear and sees nothing but the frozen table, so ``table @ W + b`` is a table
-    too: serving then gathers 16 numbers per token instead of dequantizing 50 and multiplying
-    (measured: the one-text latency the extra branch added was most of that work). The folded
-    table is stored as int8 like the original; scores move by the rounding only.
+    too: serving gathers 16 numbers per token instead of dequantizing 50 and multiplying, and
+    the bundle is 2 MB smaller (the one-text latency barely moved: docs/model-quality.md). The
+    folded table is stored as int8 like the original; scores move by the rounding only.
     """
-    import numpy as np
-
-    from training.word_vectors import quantize
-
     served = folded_config(config)
     if served is config:
         return model
@@ -257,12 +253,8 @@ def fold_word_vectors(model: keras.Model, config: ModelConfig) -> keras.Model:
     kernel, bias = model.get_layer("word_vectors_projection").get_weights()
     table = (codes.astype("float32") * scales[:, None]) @ kernel + bias
     table[0] = 0.0  # padding stays zero; it is masked anyway
-    folded = build_model(
-        served, word_vectors=np.zeros((served.vocabulary_size, served.word_vectors_dim))
-    )
+    folded = build_model(served, word_vectors=table)
     for layer in folded.layers:
-        if layer.name == "word_vectors":
-            layer.set_weights(list(quantize(table)))
-        elif layer.weights:
+        if layer.weights and layer.name != "word_vectors":
             layer.set_weights(model.get_layer(layer.name).get_weights())
     return folded

@@ -27,6 +27,7 @@ from training.negations import with_negations
 from training.preprocessing import SequenceSpec, Side, TextPreprocessor
 from training.pretrain import PretrainConfig, pretrain_embeddings
 from training.tokenizer import DEFAULT_OOV_TOKEN, Tokenizer
+from training.word_vectors import RANKINGS
 
 log = logging.getLogger(__name__)
 
@@ -77,10 +78,8 @@ class TrainConfig:
             raise ConfigError(f"num_words must be >= 2, got {self.num_words}")
         if self.word_vectors_extra < 0:
             raise ConfigError(f"word_vectors_extra must be >= 0, got {self.word_vectors_extra}")
-        if self.word_ranking not in ("wordfreq", "vectors"):
-            raise ConfigError(
-                f"word_ranking must be wordfreq or vectors, got {self.word_ranking!r}"
-            )
+        if self.word_ranking not in RANKINGS:
+            raise ConfigError(f"word_ranking must be one of {RANKINGS}, got {self.word_ranking!r}")
         SequenceSpec(self.maxlen, self.padding, self.truncating)  # validates the three
 
 
