@@ -24,6 +24,7 @@ from gevent.server import StreamServer
 from gunicorn.workers.base import Worker
 from gunicorn.workers.ggevent import GeventWorker
 
+from service.coalescing_socket import CoalescingSocket
 from service.worker import FINAL_POLL_S, MODEL_ROLE, DrainingWorker
 
 # How often the serving loop tells the master it is alive.
@@ -58,7 +59,11 @@ class DrainingGeventWorker(DrainingWorker, GeventWorker):
     def handle_request(self, listener_name: Any, req: Any, sock: Any, addr: Any) -> bool:
         """Serve one request; while draining, tell the client to close (no further reuse)."""
         self._close_after_this_request(req)
-        keepalive: bool = super().handle_request(listener_name, req, sock, addr)
+        response_sock = CoalescingSocket(sock)
+        try:
+            keepalive: bool = super().handle_request(listener_name, req, response_sock, addr)
+        finally:
+            response_sock.flush()
         return keepalive
 
     def run(self) -> None:

@@ -10,6 +10,8 @@ import queue
 import time
 from typing import Any
 
+import orjson
+
 # Attributes every LogRecord has; anything else was passed with ``extra=`` and is logged.
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
 
@@ -28,7 +30,22 @@ class JsonFormatter(logging.Formatter):
         entry.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD})
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str, ensure_ascii=False)
+        try:
+            return orjson.dumps(entry, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+        except TypeError:  # what orjson refuses (an int past 64 bits, say) the json module writes
+            return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+class RecordQueueHandler(logging.handlers.QueueHandler):
+    """Enqueue the record itself; the listener thread formats it.
+
+    The stock ``prepare`` formats every record on the caller's thread and copies it, so that
+    it can cross a process boundary; this queue stays in the process, and the formatting is
+    the listener's job (JsonFormatter), off the request's path.
+    """
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        return record
 
 
 def configure_logging(level: str = "info") -> None:
@@ -40,6 +57,9 @@ def configure_logging(level: str = "info") -> None:
     """
     root = logging.getLogger()
     root.setLevel(level.upper())
+    # No caller lookup (a stack walk per record): no formatter here prints the file, line or
+    # function (the logging HOWTO's "Optimization" section names this switch).
+    logging._srcfile = None
     if any(isinstance(h, logging.handlers.QueueHandler) for h in root.handlers):
         return
     stream = logging.StreamHandler()
@@ -48,7 +68,7 @@ def configure_logging(level: str = "info") -> None:
     listener = logging.handlers.QueueListener(records, stream, respect_handler_level=False)
     listener.start()
     _listeners.append(listener)
-    root.handlers = [logging.handlers.QueueHandler(records)]
+    root.handlers = [RecordQueueHandler(records)]
 
 
 def flush_logging() -> None:

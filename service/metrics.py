@@ -111,12 +111,42 @@ class Metrics:
             multiprocess_mode="livemax",  # a dead worker's series goes with it
             registry=r,
         )
+        self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._prediction_children: dict[str, Counter] = {}
         self.ready = Gauge(
             "sentiment_worker_ready",
             "Workers whose model is loaded and warm.",
             multiprocess_mode="livesum",
             registry=r,
         )
+
+    # -- per request --------------------------------------------------------------------
+
+    def request_done(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Count one served request and observe its latency.
+
+        The labelled children are kept: ``labels()`` validates and locks on every call, which
+        showed in a short request's profile. The label sets are bounded (routes and methods
+        are fixed sets, status codes few), and so is this cache.
+        """
+        key = (route, method, status)
+        children = self._request_children.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(route, method, str(status)),
+                self.request_duration.labels(route),
+            )
+            self._request_children[key] = children
+        count, duration = children
+        count.inc()
+        duration.observe(seconds)
+
+    def predicted(self, label: str, count: int) -> None:
+        """Count ``count`` predictions of ``label``."""
+        child = self._prediction_children.get(label)
+        if child is None:
+            child = self._prediction_children[label] = self.predictions.labels(label)
+        child.inc(count)
 
     # -- BatchObserver ---------------------------------------------------------------------
 

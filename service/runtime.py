@@ -217,7 +217,7 @@ class Runtime:
         metrics = self.metrics
         metrics.texts.inc(len(encoded))
         for label, count in predictions.label_counts().items():
-            metrics.predictions.labels(label).inc(count)
+            metrics.predicted(label, count)
         oov = self.predictor.oov_index
         if oov is not None:
             for ids in encoded:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -12,6 +13,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import requests
 from prometheus_client.parser import text_string_to_metric_families
@@ -81,6 +83,23 @@ def start_server(
         http_workers=int(settings.get("workers", DEFAULT_WORKERS)),
         model_processes=1 if settings.get("inference") == "process" else 0,
     )
+
+
+def json_log_entries(log: str) -> list[dict[str, Any]]:
+    """Return the JSON log entries (a line still being written, at the end, is skipped).
+
+    Split on newlines only, as JSON Lines readers do: logged texts may hold U+2028 or U+0085,
+    which ``str.splitlines`` would take for line ends.
+    """
+    entries = []
+    lines = log.split("\n")
+    for line in lines:
+        if line.startswith("{"):
+            try:
+                entries.append(json.loads(line))
+            except json.JSONDecodeError:
+                assert line == lines[-1], line
+    return entries
 
 
 def stop_server(server: Server) -> None:

@@ -6,7 +6,6 @@ HTTP against the real server (probes open, predictions closed, fuzzing with a to
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 import uuid
@@ -25,7 +24,7 @@ from service.app import create_app
 from service.config import Settings
 from service.state import EXTENSION
 from tests.fixtures import FakePredictor
-from tests.integration.server import Server, running_server
+from tests.integration.server import Server, json_log_entries, running_server
 from tests.reliability.harness import (
     FUZZ_RUNS,
     LOOPBACK,
@@ -340,23 +339,6 @@ def _wait_for_log(server: Server, ids: list[str], timeout: float = 10.0) -> str:
         time.sleep(0.1)
 
 
-def _json_lines(log: str) -> list[dict[str, Any]]:
-    """Return the JSON log entries (a line still being written, at the end, is skipped).
-
-    Split on newlines only, as JSON Lines readers do: logged texts may hold U+2028 or U+0085,
-    which ``str.splitlines`` would take for line ends.
-    """
-    entries = []
-    lines = log.split("\n")
-    for line in lines:
-        if line.startswith("{"):
-            try:
-                entries.append(json.loads(line))
-            except json.JSONDecodeError:
-                assert line == lines[-1], line
-    return entries
-
-
 # -- the real server with authentication and text logging on ----------------------------------
 
 
@@ -419,7 +401,7 @@ def test_texts_are_logged_only_when_asked_and_tokens_never(auth_server: Server) 
     ids = _send_marker(auth_server, marker)
     log = _wait_for_log(auth_server, ids)
     assert f"a wonderful {marker}" in log  # SENTIMENT_LOG_TEXTS=true logs accepted texts
-    logged = [e for e in _json_lines(log) if e.get("message") == "texts"]
+    logged = [e for e in json_log_entries(log) if e.get("message") == "texts"]
     assert logged
     assert all(len(text) <= 500 for entry in logged for text in entry["texts"])
     for token in TOKENS:
