@@ -59,10 +59,10 @@ RUN groupadd --gid 10001 app \
 
 # SENTIMENT_MODEL_DIR is explicit: the project is installed as a regular package, so the code's
 # own default (models/default beside the package) does not point at /app.
-# SENTIMENT_WORKERS: each worker holds its own model and TF runtime (~1.3 GB resident
-# under load with the default model, docs/deployment.md); TF threads per
-# worker are sized from the container's CPU quota. Two workers keep serving while one restarts.
-# TF_FORCE_GPU_ALLOW_GROWTH: workers share one GPU instead of the first grabbing all its memory.
+# SENTIMENT_WORKERS: HTTP workers (gevent, no TensorFlow) in front of the pod's one model
+# process (SENTIMENT_INFERENCE=process, the default; ~1.5 GB for the whole container under load
+# with the default model, docs/deployment.md); TF threads are sized from the CPU quota.
+# TF_FORCE_GPU_ALLOW_GROWTH: processes share one GPU instead of the first grabbing all its memory.
 # KERAS_HOME and /dev/shm: the only writable places the service needs are /tmp and /dev/shm,
 # so the root filesystem can be mounted read-only.
 ENV PATH=/opt/venv/bin:$PATH \

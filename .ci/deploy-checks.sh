@@ -12,7 +12,7 @@ REQUIREMENTS=.ci/deploy-requirements.txt
 PYTHON=${PYTHON:-python3}
 RENDERED=build/k8s-rendered
 # Every kustomization users apply (base too: it must stand on its own).
-KUSTOMIZATIONS=(base overlays/cpu overlays/gpu overlays/one-model overlays/trained-model storage training monitoring kserve batch)
+KUSTOMIZATIONS=(base overlays/cpu overlays/gpu overlays/model-per-worker overlays/trained-model storage training monitoring kserve batch)
 # The oldest Kubernetes release these manifests support, and the newest the validator knows.
 K8S_VERSIONS=(1.30.0 1.37.0)
 # Custom resources kubernetes-validate has no schema for (it warns and skips them); any other

@@ -32,6 +32,7 @@ import requests
 from bench.payloads import LISTED, V2, build_payloads
 from bench.process_stats import tree_pss_mb, tree_rss_mb
 from bench.report import DESIGNS, best_limit, write_results
+from service.config import Settings
 from training.bundle import read_metadata
 
 HERE = Path(__file__).resolve().parent
@@ -180,8 +181,15 @@ def gunicorn_command(bin_dir: Path, app: str, workers: int, port: int) -> list[s
     ]
 
 
+def compiling_processes(env: dict[str, str], workers: int) -> int:
+    """Return how many processes of a ``sentiment-serve`` with ``env`` compile the model:
+    the one model process (the default), or each worker with ``SENTIMENT_INFERENCE=worker``."""
+    inference = env.get("SENTIMENT_INFERENCE", str(Settings.model_fields["inference"].default))
+    return workers if inference == "worker" else 1
+
+
 def wait_compiled(log: Path, workers: int, running: Running, timeout: float = 600) -> float:
-    """Wait until every worker logged "XLA programs ready"; return seconds since start."""
+    """Wait until ``workers`` processes logged "XLA programs ready"; return seconds since start."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if log.read_text(errors="replace").count("XLA programs ready") >= workers:
@@ -313,14 +321,10 @@ def alternative_servers(bench_bin: Path) -> dict[str, Callable[[int], Launch]]:
             ],
             {"BENTOML_DO_NOT_TRACK": "true"},
         ),
-        # Front-end prototypes: the service as shipped with one thing changed, on the port
-        # SENTIMENT_PORT names. (gevent workers around the in-worker model are not among them:
-        # loading and compiling the model on the event loop starved gunicorn's heartbeat and
-        # every worker was killed at 120 s.)
-        "proto-threads4": lambda port: (serve, {"SENTIMENT_THREADS": "4"}),
-        # The service's one-model-per-pod mode: gevent HTTP workers without TensorFlow in
-        # front of one model process.
-        "service-process": lambda port: (serve, {"SENTIMENT_INFERENCE": "process"}),
+        # The service's other inference mode, on the port SENTIMENT_PORT names: a model copy
+        # in each gthread worker (the default before 2026-12-06; docs/performance.md has the
+        # front-end designs measured before that choice).
+        "service-worker": lambda port: (serve, {"SENTIMENT_INFERENCE": "worker"}),
     }
 
 
@@ -345,7 +349,6 @@ def measure_alternatives(
         listed = name == "bentoml"
         log = work / f"{name}.log"
         ours = name.startswith(("proto-", "service-"))
-        one_model = name == "service-process"
         try:
             with server(
                 command,
@@ -358,7 +361,7 @@ def measure_alternatives(
                 if name in DESIGNS:
                     ready[f"{name}_warm_ready_s"] = running.ready_s
                 if ours:  # measured once every XLA program is compiled, as the service is
-                    wait_compiled(log, 1 if one_model else workers, running)
+                    wait_compiled(log, compiling_processes(extra, workers), running)
                 with MemorySampler(running.pid) as memory_sampler:
                     points += measure_server(
                         name,
@@ -513,7 +516,9 @@ def main() -> None:
             log,
         ) as running:
             starts[f"{start}_ready_s"] = running.ready_s
-            starts[f"{start}_all_compiled_s"] = wait_compiled(log, workers, running)
+            starts[f"{start}_all_compiled_s"] = wait_compiled(
+                log, compiling_processes(service_env, workers), running
+            )
             print(
                 f"service {start} start: ready in {running.ready_s:.1f} s, every XLA program "
                 f"in {starts[f'{start}_all_compiled_s']:.1f} s",

@@ -38,13 +38,14 @@ class Settings(BaseSettings):
     """Port gunicorn binds."""
 
     workers: int = Field(2, ge=1, le=64)
-    """gunicorn worker processes that answer HTTP; each loads its own copy of the model
-    unless ``inference`` is ``process``."""
+    """gunicorn worker processes that answer HTTP (plus the model process, in ``process``
+    inference); with ``inference=worker`` each loads its own copy of the model."""
 
-    inference: Literal["worker", "process"] = "worker"
-    """Where the model runs: ``worker`` (a copy in each gthread worker) or ``process`` (one
-    model process per pod that every worker sends its batches to, the HTTP workers on gevent
-    without TensorFlow: half the memory; see docs/performance.md for both)."""
+    inference: Literal["worker", "process"] = "process"
+    """Where the model runs: ``process`` (one model process per pod that every HTTP worker
+    sends its batches to, the HTTP workers on gevent without TensorFlow) or ``worker`` (a copy
+    in each gthread worker: twice the memory, and a dead worker costs only its share). The
+    default measured faster at every bench point, at half the memory (docs/performance.md)."""
 
     inference_socket: Path | None = None
     """Unix socket between the workers and the model process (default: a private temp dir)."""

@@ -22,6 +22,7 @@ from service.config import Settings
 
 SERVE = str(Path(sys.executable).parent / "sentiment-serve")
 DEFAULT_WORKERS = int(Settings.model_fields["workers"].default)
+DEFAULT_INFERENCE = str(Settings.model_fields["inference"].default)
 
 
 def free_port() -> int:
@@ -81,7 +82,7 @@ def start_server(
         f"http://127.0.0.1:{port}",
         log_path,
         http_workers=int(settings.get("workers", DEFAULT_WORKERS)),
-        model_processes=1 if settings.get("inference") == "process" else 0,
+        model_processes=1 if settings.get("inference", DEFAULT_INFERENCE) == "process" else 0,
     )
 
 

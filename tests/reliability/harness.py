@@ -164,6 +164,22 @@ def wait_for_workers(master: int, count: int, timeout: float = 60.0) -> list[int
         time.sleep(0.1)
 
 
+def model_holders(server: Server) -> list[int]:
+    """Return the pids of the workers that hold TensorFlow (a model)."""
+    return [
+        pid
+        for pid in children(server.process.pid)
+        if "libtensorflow" in Path(f"/proc/{pid}/maps").read_text()
+    ]
+
+
+def model_process_pid(server: Server) -> int:
+    """Return the pid of the worker that holds TensorFlow: the model process (exactly one must)."""
+    holders = model_holders(server)
+    assert len(holders) == 1, f"workers mapping TensorFlow: {holders}"
+    return holders[0]
+
+
 def wait_for_workers_changed(master: int, old: list[int], timeout: float = 30.0) -> list[int]:
     """Wait until gunicorn replaced a worker of ``old``; return the new pids."""
     deadline = time.monotonic() + timeout

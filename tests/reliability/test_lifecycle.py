@@ -33,6 +33,7 @@ from tests.reliability.harness import (
     LOAD_TEXTS,
     client_books,
     connect,
+    model_process_pid,
     post_head,
     read_response,
     report,
@@ -205,10 +206,15 @@ def _model_versions(server: Server) -> set[str]:
     }
 
 
+@pytest.mark.parametrize("inference", ["worker", "process"])
 def test_respawned_worker_serves_the_bundle_of_its_siblings(
-    tiny_bundle: Path, tmp_path: Path
+    inference: str, tiny_bundle: Path, tmp_path: Path
 ) -> None:
-    """Switching the model link under a running pod changes nothing until it restarts."""
+    """Switching the model link under a running pod changes nothing until it restarts.
+
+    ``worker``: a killed worker's replacement loads its own model; ``process``: the killed
+    model process's replacement loads the pod's one model.
+    """
     runs = tmp_path / "models"
     (runs / "runs").mkdir(parents=True)
     first, second = runs / "runs" / "a", runs / "runs" / "b"
@@ -219,13 +225,14 @@ def test_respawned_worker_serves_the_bundle_of_its_siblings(
     (second / "metadata.json").write_text(json.dumps(metadata))
     current = runs / "current"
     current.symlink_to(first)
-    with running_server(current, tmp_path, workers="2", xla="false") as server:
+    with running_server(current, tmp_path, workers="2", xla="false", inference=inference) as server:
         assert _model_versions(server) == {"7"}
         # What the training Job does: point `current` at the new run, atomically.
         (runs / "current.new").symlink_to(second)
         os.replace(runs / "current.new", current)
-        workers = wait_for_workers(server.process.pid, 2)
-        os.kill(workers[0], signal.SIGKILL)
+        workers = wait_for_workers(server.process.pid, server.worker_processes)
+        holder = model_process_pid(server) if inference == "process" else workers[0]
+        os.kill(holder, signal.SIGKILL)
         wait_for_workers_changed(server.process.pid, workers)
         wait_workers_ready(server, 2)  # the replacement has loaded
         versions = set()

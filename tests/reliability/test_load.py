@@ -36,7 +36,7 @@ def test_soak(tiny_bundle: Path, tmp_path: Path) -> None:
     # Default settings (XLA on) but the batch size: see tests/reliability/conftest.py.
     with running_server(tiny_bundle, tmp_path, workers="2", max_batch_size="16") as server:
         wait_workers_ready(server, 2)
-        workers = wait_for_workers(server.process.pid, 2)
+        workers = wait_for_workers(server.process.pid, server.worker_processes)
         rss: dict[int, list[tuple[float, float]]] = {pid: [] for pid in workers}
         load = checked_load(server, clients, texts_per_request=4, name="soak").start()
         try:
@@ -46,7 +46,9 @@ def test_soak(tiny_bundle: Path, tmp_path: Path) -> None:
                 time.sleep(min(1.0, duration / 60))
         finally:
             load.stop()
-        assert wait_for_workers(server.process.pid, 2) == workers  # none died and came back
+        assert (
+            wait_for_workers(server.process.pid, server.worker_processes) == workers
+        )  # none died and came back
     ok = [s for s in load.samples if s.status == 200]
     third = duration / 3
     first = [s.latency_s for s in ok if s.started < third]

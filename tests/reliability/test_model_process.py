@@ -23,10 +23,11 @@ import pytest
 import requests
 
 from bench.process_stats import children
-from tests.integration.server import Server, running_server, start_server, wait_workers_ready
+from tests.integration.server import running_server, start_server, wait_workers_ready
 from tests.reliability.harness import (
     LOAD_TEXTS,
     client_books,
+    model_process_pid,
     post_head,
     report,
     rewrite_tokenizer,
@@ -42,17 +43,6 @@ PROCESS_MODE: dict[str, Any] = {
 }
 
 
-def _maps_tensorflow(pid: int) -> bool:
-    return "libtensorflow" in Path(f"/proc/{pid}/maps").read_text()
-
-
-def _model_process(server: Server) -> int:
-    """Return the pid of the worker that holds TensorFlow (exactly one must)."""
-    holders = [pid for pid in children(server.process.pid) if _maps_tensorflow(pid)]
-    assert len(holders) == 1, f"workers mapping TensorFlow: {holders}"
-    return holders[0]
-
-
 def test_model_process_answers_what_the_bundle_answers(tiny_bundle: Path, tmp_path: Path) -> None:
     """Same scores as the training path, one TensorFlow per pod, HTTP workers without it."""
     from training.batches import predict_probabilities
@@ -64,7 +54,7 @@ def test_model_process_answers_what_the_bundle_answers(tiny_bundle: Path, tmp_pa
         reply = requests.post(f"{server.url}/predict", json={"texts": texts}, timeout=30)
         readiness = requests.get(f"{server.url}/readyz", timeout=5).json()
         workers = children(server.process.pid)
-        _model_process(server)
+        model_process_pid(server)
     assert reply.status_code == 200, reply.text
     assert len(workers) == 3  # two HTTP workers and the model process
     assert readiness["runtime"] == "process"
@@ -89,7 +79,7 @@ def test_model_process_killed_under_load_costs_only_retryable_503s(
         stop = threading.Event()
         with client_books(port, request, clients=8, until=stop.is_set) as outcomes:
             time.sleep(1.0)
-            victim = _model_process(server)
+            victim = model_process_pid(server)
             killed_at = time.monotonic()
             os.kill(victim, signal.SIGKILL)
             readiness: Counter[int] = Counter()
@@ -104,7 +94,7 @@ def test_model_process_killed_under_load_costs_only_retryable_503s(
                 time.sleep(0.1)
             stop.set()
         after = requests.post(f"{server.url}/predict", json={"text": "great fun"}, timeout=30)
-        _model_process(server)  # gunicorn replaced it: again exactly one
+        model_process_pid(server)  # gunicorn replaced it: again exactly one
     kinds = Counter(o.kind for o in outcomes)
     statuses = Counter(o.status for o in outcomes if o.status is not None)
     report(

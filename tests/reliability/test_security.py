@@ -384,7 +384,7 @@ def test_real_server_requires_a_token(auth_server: Server) -> None:
 
 @pytest.mark.integration
 def test_real_server_fuzzed_with_a_token(auth_server: Server, tmp_path: Path) -> None:
-    workers = wait_for_workers(auth_server.process.pid, 1)
+    workers = wait_for_workers(auth_server.process.pid, auth_server.worker_processes)
     for name, arguments in FUZZ_RUNS:  # the same runs as test_fuzz, with a valid token
         result = run_schemathesis(
             auth_server, tmp_path, "--header", f"Authorization: Bearer {TOKENS[1]}", *arguments
@@ -392,7 +392,7 @@ def test_real_server_fuzzed_with_a_token(auth_server: Server, tmp_path: Path) ->
         output = result.stdout + result.stderr
         report(f"{name} (auth)", exit=result.returncode)
         assert result.returncode == 0, output[-6000:]
-    assert wait_for_workers(auth_server.process.pid, 1) == workers
+    assert wait_for_workers(auth_server.process.pid, auth_server.worker_processes) == workers
 
 
 @pytest.mark.integration

@@ -171,3 +171,21 @@ def test_ready_before_xla_compiles_and_scores_never_change(tiny_bundle: Path) ->
     bundle = load_bundle(tiny_bundle)
     expected = predict_probabilities(bundle.model, bundle.preprocessor, TEXTS[:4])[:, 1:]
     np.testing.assert_allclose(late, expected, atol=1e-5)
+
+
+def _resident_mb() -> float:
+    status = Path("/proc/self/status").read_text()
+    (line,) = [row for row in status.splitlines() if row.startswith("VmRSS:")]
+    return int(line.split()[1]) / 1024
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc")
+def test_freed_heap_goes_back_to_the_system() -> None:
+    # 4 kB blocks stay on glibc's heap after free (below its mmap threshold), resident.
+    blocks = [bytes(4000) for _ in range(50_000)]  # ~200 MB
+    keeper = bytes(4000)  # above them, so the heap's top cannot simply shrink
+    del blocks
+    before = _resident_mb()
+    assert predictor_module.release_free_heap()
+    assert before - _resident_mb() > 100
+    del keeper
