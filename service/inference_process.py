@@ -25,6 +25,7 @@ from service.batching import DynamicBatcher
 from service.config import Settings
 from service.errors import ServiceError
 from service.loading import start_loading
+from service.metrics import Metrics, ModelCallMetrics
 from service.model import ServableModel
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,13 @@ log = logging.getLogger(__name__)
 class InferenceServer:
     """Loads the model, then serves batches on a Unix socket until stopped."""
 
-    def __init__(self, settings: Settings, predictor: ServableModel | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        predictor: ServableModel | None = None,
+        *,
+        metrics: Metrics | None = None,
+    ) -> None:
         if predictor is None:
             from service.predictor import Predictor  # TensorFlow: only in this process
 
@@ -46,6 +53,8 @@ class InferenceServer:
             max_batch_size=settings.max_batch_size,
             max_wait_s=settings.max_batch_wait_ms / 1000,
             max_queue_items=settings.max_queue_texts * settings.workers,
+            # Its batches are the model calls (the HTTP workers record their requests' waits).
+            observer=ModelCallMetrics(metrics or Metrics()),
         )
         self.load_error: str | None = None
         self.listening = threading.Event()

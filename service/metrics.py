@@ -148,18 +148,26 @@ class Metrics:
             child = self._prediction_children[label] = self.predictions.labels(label)
         child.inc(count)
 
-    # -- BatchObserver ---------------------------------------------------------------------
+    # -- BatchObserver: a worker that calls its own model records everything -------------
 
     def batch_done(self, size: int, inference_s: float, queue_waits_s: Sequence[float]) -> None:
-        """Record one model call."""
-        self.batch_size.observe(size)
-        self.inference_duration.observe(inference_s)
-        for wait in queue_waits_s:
-            self.queue_wait.observe(wait)
+        """Record one model call, and how long its requests waited for it."""
+        self.model_call_done(size, inference_s)
+        self.requests_waited(queue_waits_s)
 
     def queue_depth_changed(self, items: int) -> None:
         """Record the queue depth after a batch was taken."""
         self.queue_depth.set(items)
+
+    def model_call_done(self, size: int, inference_s: float) -> None:
+        """Record one call of the model: its texts and its duration."""
+        self.batch_size.observe(size)
+        self.inference_duration.observe(inference_s)
+
+    def requests_waited(self, queue_waits_s: Sequence[float]) -> None:
+        """Record how long each request of a batch waited for the batch to start."""
+        for wait in queue_waits_s:
+            self.queue_wait.observe(wait)
 
     # -- exposition ------------------------------------------------------------------------
 
@@ -176,3 +184,42 @@ def mark_worker_dead(pid: int) -> None:
     """Drop a dead worker's live gauges (gunicorn ``child_exit``)."""
     if multiprocess_mode():
         multiprocess.mark_process_dead(pid)
+
+
+class ModelCallMetrics:
+    """BatchObserver of the model process: its batches are the model calls.
+
+    Its batcher merges the batches of every HTTP worker, so the batch size and call duration
+    series come from here; the requests' queue waits are the HTTP workers' (a request waits in
+    its worker, then its worker's batch waits here: counted once, in the worker).
+    """
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def batch_done(self, size: int, inference_s: float, queue_waits_s: Sequence[float]) -> None:
+        """Record one model call."""
+        self.metrics.model_call_done(size, inference_s)
+
+    def queue_depth_changed(self, items: int) -> None:
+        """Record the texts still waiting here (the gauge sums every process)."""
+        self.metrics.queue_depth.set(items)
+
+
+class RequestWaitMetrics:
+    """BatchObserver of an HTTP worker whose model runs in the model process.
+
+    Its batches are what it sends there, not model calls: it records only how long its
+    requests waited and how many texts are queued, and ``ModelCallMetrics`` the calls.
+    """
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def batch_done(self, size: int, inference_s: float, queue_waits_s: Sequence[float]) -> None:
+        """Record the requests' waits; the batch is not a model call."""
+        self.metrics.requests_waited(queue_waits_s)
+
+    def queue_depth_changed(self, items: int) -> None:
+        """Record the texts still waiting in this worker."""
+        self.metrics.queue_depth.set(items)

@@ -35,6 +35,11 @@ class ServableModel(Protocol):
         ...
 
     @property
+    def runs_model_here(self) -> bool:
+        """Whether model calls run in this process (false: in the pod's model process)."""
+        ...
+
+    @property
     def runtime_name(self) -> str:
         """Which runtime serves ("xla", "graph", or a fake's own name)."""
         ...

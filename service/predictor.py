@@ -146,6 +146,8 @@ class Predictor:
             _powers_of_two_up_to(self.max_batch_size) if self.xla else (self.max_batch_size,)
         )
 
+    runs_model_here = True
+
     @property
     def runtime_name(self) -> str:
         """Return which runtime serves: "xla" or "graph" (plain TensorFlow graph)."""

@@ -36,6 +36,7 @@ class RemoteModel:
     """Encodes here; predicts in the model process listening on ``socket_path``."""
 
     runtime_name = "process"
+    runs_model_here = False  # the model process records the model calls
 
     def __init__(self, model_dir: Path, socket_path: Path, *, load_timeout_s: float) -> None:
         self.model_dir = model_dir

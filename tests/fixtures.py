@@ -135,7 +135,8 @@ class FakePredictor:
     to the last ``maxlen`` words); the score is the share of positive words (0.5 for an empty
     text). ``fail_with`` makes ``predict_encoded`` raise, ``load_error`` makes ``load`` raise,
     ``delay_s`` slows every model call, ``load_gate`` blocks ``load`` and ``gate`` blocks every
-    model call until set (``entered`` is set once a call is waiting on it).
+    model call until set (``entered`` is set once a call is waiting on it). With
+    ``runs_model_here`` false it stands for a model in another process (``RemoteModel``).
     """
 
     def __init__(
@@ -146,8 +147,10 @@ class FakePredictor:
         delay_s: float = 0.0,
         load_gate: threading.Event | None = None,
         gate: threading.Event | None = None,
+        runs_model_here: bool = True,
     ) -> None:
         self._ready = threading.Event()
+        self.runs_model_here = runs_model_here
         self.fail_with = fail_with
         self.load_error = load_error
         self.delay_s = delay_s

@@ -14,6 +14,7 @@ from flask.testing import FlaskClient
 from service.app import create_app
 from service.config import Settings
 from service.inference_process import InferenceServer
+from service.metrics import Metrics
 from service.runtime import Runtime
 from service.state import EXTENSION
 from tests.fixtures import FakePredictor
@@ -115,9 +116,12 @@ def make_server(
     """Return a factory of listening servers over a fake model; all are stopped after."""
     made: list[tuple[InferenceServer, FakePredictor]] = []
 
-    def make(predictor: FakePredictor | None = None, **overrides: Any) -> InferenceServer:
+    def make(
+        predictor: FakePredictor | None = None, *, metrics: Metrics | None = None, **overrides: Any
+    ) -> InferenceServer:
         fake = predictor or FakePredictor()
-        server = InferenceServer(make_settings(inference_socket=socket_path, **overrides), fake)
+        settings = make_settings(inference_socket=socket_path, **overrides)
+        server = InferenceServer(settings, fake, metrics=metrics)
         made.append((server, fake))
         server.start(background=False)
         assert server.load_error is None

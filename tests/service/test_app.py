@@ -856,6 +856,22 @@ def value(samples: Samples, sample_name: str, /, **labels: str) -> float:
     )
 
 
+def test_a_worker_whose_model_is_elsewhere_records_waits_not_model_calls(
+    make_app: AppFactory,
+) -> None:
+    """Process inference: an HTTP worker's batches go to the model process, which records the
+    model calls (``ModelCallMetrics``); counting them here too would count each call twice."""
+    remote = FakePredictor(runs_model_here=False)
+    client = make_app(remote).test_client()
+    for text in ("good", "bad film", "good great"):
+        assert client.post("/predict", json={"text": text}).status_code == 200
+    samples = scrape(client)
+    assert value(samples, "sentiment_queue_wait_seconds_count") == 3  # one per request
+    assert value(samples, "sentiment_batch_size_count") == 0
+    assert value(samples, "sentiment_inference_duration_seconds_count") == 0
+    assert value(samples, "sentiment_texts_total") == 3
+
+
 def test_metrics(client: FlaskClient, predictor: FakePredictor) -> None:
     assert (
         client.post("/predict", json={"texts": ["good", "bad film", "good great"]}).status_code

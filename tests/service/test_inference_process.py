@@ -17,6 +17,7 @@ import pytest
 from service import wire
 from service.config import Settings
 from service.inference_process import InferenceServer
+from service.metrics import Metrics
 from tests.fixtures import FakePredictor, wait_until
 from tests.service.conftest import ServerFactory
 
@@ -297,3 +298,23 @@ def test_wsgi_call_answers_503(make_settings: Callable[..., Settings], socket_pa
     body = server({}, start_response)
     assert statuses == ["503 Service Unavailable"]
     assert b"no HTTP" in b"".join(body)
+
+
+def test_the_model_process_records_its_model_calls(
+    make_server: ServerFactory, socket_path: Path, clients: list[socket.socket]
+) -> None:
+    """Its batches are the model calls: sizes and durations, one observation per call."""
+    metrics = Metrics()
+    fake = FakePredictor()
+    server = make_server(fake, metrics=metrics)
+    clients.append(client := connect(socket_path))
+    for encoded in ([[2]], [[4, 5], [3]], [[1], [2], [3], [4]]):
+        wire.send_request(client, encoded)
+        wire.recv_reply(client, expected_rows=len(encoded))
+    calls = metrics.registry.get_sample_value("sentiment_batch_size_count")
+    assert calls == len(fake.batch_sizes) == 3
+    assert metrics.registry.get_sample_value("sentiment_batch_size_sum") == 7
+    assert metrics.registry.get_sample_value("sentiment_inference_duration_seconds_count") == 3
+    # Requests' waits are the HTTP workers' to record.
+    assert metrics.registry.get_sample_value("sentiment_queue_wait_seconds_count") == 0
+    assert server.listening.is_set()
