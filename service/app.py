@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-import uuid
 from collections.abc import Callable
 
 from flask import Flask, Response, g, request
@@ -105,7 +105,8 @@ def _install_hooks(app: Flask, runtime: Runtime) -> None:
     def start_timer() -> None:
         g.started = time.perf_counter()
         incoming = request.headers.get("X-Request-ID", "")
-        g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        # 128 random bits as 32 hex digits, as uuid4().hex but without building a UUID.
+        g.request_id = incoming if _REQUEST_ID.match(incoming) else os.urandom(16).hex()
 
     @app.after_request
     def finish(response: Response) -> Response:

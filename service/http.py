@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 import orjson
 from flask import Response, current_app, request
 from pydantic import BaseModel, ValidationError
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 
 from service.errors import MalformedRequest, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from service.schemas import Limits
@@ -50,13 +50,22 @@ def parse_body(model: type[Model], limits: Limits) -> Model:
 
 def read_body() -> bytes:
     """Return the body, bounded by MAX_CONTENT_LENGTH, chunked (no Content-Length) too."""
+    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    length = request.content_length
+    if length is not None and (limit is None or length <= limit):
+        # The common case, read straight from the server's input: werkzeug's stream wrapper
+        # cost a short request ~2% of its time. A body that ends early is what werkzeug
+        # calls it: the client disconnected (400).
+        raw: bytes = request.environ["wsgi.input"].read(length)
+        if len(raw) < length:
+            raise ClientDisconnected()
+        return raw
     try:
         raw = request.get_data(cache=False)
     except RequestEntityTooLarge as exc:
         raise _too_large() from exc
     # Werkzeug cuts a body without Content-Length at the limit rather than refusing it: a byte
     # left after the limit makes the body too large, not silently truncated.
-    limit = current_app.config.get("MAX_CONTENT_LENGTH")
     at_limit = request.content_length is None and limit is not None and len(raw) >= limit
     if at_limit and request.input_stream.read(1):
         raise _too_large()
