@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     """Where the model runs: ``process`` (one model process per pod that every HTTP worker
     sends its batches to, the HTTP workers on gevent without TensorFlow) or ``worker`` (a copy
     in each gthread worker: more memory per worker, and a dead worker costs only its share).
-    The default measured faster at every bench point, with less memory (docs/performance.md)."""
+    The default measured ahead at most bench points, with less memory (docs/performance.md)."""
 
     inference_socket: Path | None = None
     """Unix socket between the workers and the model process (default: a private temp dir)."""
