@@ -66,7 +66,7 @@ def read_body() -> bytes:
         raise _too_large() from exc
     # Werkzeug cuts a body without Content-Length at the limit rather than refusing it: a byte
     # left after the limit makes the body too large, not silently truncated.
-    at_limit = request.content_length is None and limit is not None and len(raw) >= limit
+    at_limit = length is None and limit is not None and len(raw) >= limit
     if at_limit and request.input_stream.read(1):
         raise _too_large()
     return raw

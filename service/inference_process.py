@@ -25,7 +25,7 @@ from service.batching import DynamicBatcher
 from service.config import Settings
 from service.errors import ServiceError
 from service.loading import start_loading
-from service.metrics import Metrics, ModelCallMetrics
+from service.metrics import BatchMetrics, Metrics
 from service.model import ServableModel
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ class InferenceServer:
             max_wait_s=settings.max_batch_wait_ms / 1000,
             max_queue_items=settings.max_queue_texts * settings.workers,
             # Its batches are the model calls (the HTTP workers record their requests' waits).
-            observer=ModelCallMetrics(metrics or Metrics()),
+            observer=BatchMetrics(metrics or Metrics(), model_calls=True, request_waits=False),
         )
         self.load_error: str | None = None
         self.listening = threading.Event()

@@ -148,27 +148,6 @@ class Metrics:
             child = self._prediction_children[label] = self.predictions.labels(label)
         child.inc(count)
 
-    # -- BatchObserver: a worker that calls its own model records everything -------------
-
-    def batch_done(self, size: int, inference_s: float, queue_waits_s: Sequence[float]) -> None:
-        """Record one model call, and how long its requests waited for it."""
-        self.model_call_done(size, inference_s)
-        self.requests_waited(queue_waits_s)
-
-    def queue_depth_changed(self, items: int) -> None:
-        """Record the queue depth after a batch was taken."""
-        self.queue_depth.set(items)
-
-    def model_call_done(self, size: int, inference_s: float) -> None:
-        """Record one call of the model: its texts and its duration."""
-        self.batch_size.observe(size)
-        self.inference_duration.observe(inference_s)
-
-    def requests_waited(self, queue_waits_s: Sequence[float]) -> None:
-        """Record how long each request of a batch waited for the batch to start."""
-        for wait in queue_waits_s:
-            self.queue_wait.observe(wait)
-
     # -- exposition ------------------------------------------------------------------------
 
     def render(self) -> tuple[bytes, str]:
@@ -186,40 +165,31 @@ def mark_worker_dead(pid: int) -> None:
         multiprocess.mark_process_dead(pid)
 
 
-class ModelCallMetrics:
-    """BatchObserver of the model process: its batches are the model calls.
+class BatchMetrics:
+    """A batcher's ``BatchObserver``: which series its batches feed depends on what they are.
 
-    Its batcher merges the batches of every HTTP worker, so the batch size and call duration
-    series come from here; the requests' queue waits are the HTTP workers' (a request waits in
-    its worker, then its worker's batch waits here: counted once, in the worker).
+    ``model_calls``: each batch is a call of the model, so its size and duration are recorded
+    (a worker with its own model; the model process, whose batcher merges every HTTP worker's
+    batches). ``request_waits``: requests queue at this batcher, so their waits are recorded
+    (the HTTP workers; in the model process a worker's batch, not a request, waits, and each
+    request's wait is already counted once, in its worker).
     """
 
-    def __init__(self, metrics: Metrics) -> None:
+    def __init__(self, metrics: Metrics, *, model_calls: bool, request_waits: bool) -> None:
         self.metrics = metrics
+        self.model_calls = model_calls
+        self.request_waits = request_waits
 
     def batch_done(self, size: int, inference_s: float, queue_waits_s: Sequence[float]) -> None:
-        """Record one model call."""
-        self.metrics.model_call_done(size, inference_s)
+        """Record one batch: as a model call and/or as its requests' waits."""
+        metrics = self.metrics
+        if self.model_calls:
+            metrics.batch_size.observe(size)
+            metrics.inference_duration.observe(inference_s)
+        if self.request_waits:
+            for wait in queue_waits_s:
+                metrics.queue_wait.observe(wait)
 
     def queue_depth_changed(self, items: int) -> None:
-        """Record the texts still waiting here (the gauge sums every process)."""
-        self.metrics.queue_depth.set(items)
-
-
-class RequestWaitMetrics:
-    """BatchObserver of an HTTP worker whose model runs in the model process.
-
-    Its batches are what it sends there, not model calls: it records only how long its
-    requests waited and how many texts are queued, and ``ModelCallMetrics`` the calls.
-    """
-
-    def __init__(self, metrics: Metrics) -> None:
-        self.metrics = metrics
-
-    def batch_done(self, size: int, inference_s: float, queue_waits_s: Sequence[float]) -> None:
-        """Record the requests' waits; the batch is not a model call."""
-        self.metrics.requests_waited(queue_waits_s)
-
-    def queue_depth_changed(self, items: int) -> None:
-        """Record the texts still waiting in this worker."""
+        """Record the texts still waiting at this batcher (the gauge sums every process)."""
         self.metrics.queue_depth.set(items)

@@ -16,7 +16,7 @@ from service.decoding import Predictions
 from service.errors import InferenceFailed, InferenceTimeout, NotReady, ServiceError
 from service.explain_queue import ExplainQueue
 from service.loading import start_loading
-from service.metrics import Metrics, RequestWaitMetrics
+from service.metrics import BatchMetrics, Metrics
 from service.model import ServableModel
 from training.occlusion import Attribution
 from training.spans import TokenSpan
@@ -45,7 +45,9 @@ class Runtime:
             max_wait_s=settings.max_batch_wait_ms / 1000,
             max_queue_items=settings.max_queue_texts,
             # Where the model runs elsewhere, that process records the model calls.
-            observer=metrics if predictor.runs_model_here else RequestWaitMetrics(metrics),
+            observer=BatchMetrics(
+                metrics, model_calls=predictor.runs_model_here, request_waits=True
+            ),
             on_crash=self._batcher_crashed,
         )
         self.explainer = ExplainQueue(

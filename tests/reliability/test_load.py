@@ -46,9 +46,8 @@ def test_soak(tiny_bundle: Path, tmp_path: Path) -> None:
                 time.sleep(min(1.0, duration / 60))
         finally:
             load.stop()
-        assert (
-            wait_for_workers(server.process.pid, server.worker_processes) == workers
-        )  # none died and came back
+        # None died and came back.
+        assert wait_for_workers(server.process.pid, server.worker_processes) == workers
     ok = [s for s in load.samples if s.status == 200]
     third = duration / 3
     first = [s.latency_s for s in ok if s.started < third]

@@ -860,7 +860,7 @@ def test_a_worker_whose_model_is_elsewhere_records_waits_not_model_calls(
     make_app: AppFactory,
 ) -> None:
     """Process inference: an HTTP worker's batches go to the model process, which records the
-    model calls (``ModelCallMetrics``); counting them here too would count each call twice."""
+    model calls (``BatchMetrics``); counting them here too would count each call twice."""
     remote = FakePredictor(runs_model_here=False)
     client = make_app(remote).test_client()
     for text in ("good", "bad film", "good great"):
