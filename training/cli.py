@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from training.corpora import corpus_path, shipped_corpora
 from training.errors import TrainingError
 from training.model import CELLS, POOLINGS, ModelConfig
 from training.nbsvm import NbsvmConfig
@@ -123,6 +124,14 @@ def build_train_parser() -> argparse.ArgumentParser:
         "their text) so the model also learns short inputs; 0.5 adds one per two texts",
     )
 
+    data.add_argument(
+        "--extra-train",
+        metavar="DATA",
+        help="more labelled data fitted on beside --train, never validated on nor cut into "
+        "snippets: a file in --train's formats, or the name of a corpus shipped in "
+        f"training/corpora ({', '.join(shipped_corpora()) or 'none'}); e.g. short reviews of "
+        "the domains the service will see",
+    )
     data.add_argument(
         "--negations",
         type=float,
@@ -412,6 +421,7 @@ def _train(args: argparse.Namespace) -> None:
     nbsvm_config = NbsvmConfig(
         buckets=args.nb_buckets, c=args.nb_c, alpha=args.nb_alpha, weight=args.nb_weight
     )
+    extra_set = read_labelled(corpus_path(args.extra_train), **read) if args.extra_train else None
     result = train(
         train_set,
         val_set,
@@ -425,6 +435,7 @@ def _train(args: argparse.Namespace) -> None:
         pretrain_texts=pretrain_texts,
         pretrain_config=pretrain_config,
         nbsvm_config=nbsvm_config,
+        extra_set=extra_set,
     )
     metrics = result.metadata.metrics
     print(json.dumps({"bundle": str(result.bundle_dir), **metrics}, indent=2))

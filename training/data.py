@@ -21,6 +21,7 @@ from training.errors import ConfigError, DataError
 __all__ = [
     "ACLIMDB_URL",
     "Dataset",
+    "concatenate",
     "download_aclimdb",
     "fingerprint",
     "read_labelled",
@@ -225,6 +226,19 @@ def _grouped_held(
     return {index for group in held for index in members[group]}
 
 
+def concatenate(first: Dataset, second: Dataset) -> Dataset:
+    """Return ``first``'s examples followed by ``second``'s; groups only if both have them."""
+    groups = None
+    if first.groups is not None and second.groups is not None:
+        groups = [*first.groups, *second.groups]
+    return Dataset(
+        [*first.texts, *second.texts],
+        [*first.labels, *second.labels],
+        f"{first.source} + {second.source}",
+        groups=groups,
+    )
+
+
 def summarize(dataset: Dataset) -> dict[str, int]:
     """Count the examples per label, ordered by label, for logs."""
     return dict(sorted(Counter(dataset.labels).items()))
@@ -343,14 +357,20 @@ def _text(value: object, where: str, line: int | None) -> str:
 
 
 def _label(value: object, where: str, line: int | None, names: Mapping[str, str] | None) -> str:
-    """Normalize a raw label to a string, then map it through names when given."""
+    """Normalize a raw label to a string, then map it through names when given.
+
+    A label that already is one of the names' display values is kept, so a file labelled
+    ``negative`` reads the same as one labelled ``0`` under ``0=negative``.
+    """
     label = _value(value, where, line, "label")
     if names is None:
         return label
-    if label not in names:
-        expected = ", ".join(repr(name) for name in names)
-        raise DataError(where, f"unknown label {label!r} (expected one of {expected})", line)
-    return names[label]
+    if label in names:
+        return names[label]
+    if label in names.values():  # already the display name ("negative" for 0=negative)
+        return label
+    expected = ", ".join(repr(name) for name in [*names, *names.values()])
+    raise DataError(where, f"unknown label {label!r} (expected one of {expected})", line)
 
 
 def _value(value: object, where: str, line: int | None, what: str) -> str:

@@ -18,7 +18,7 @@ import numpy as np
 from training.augment import with_snippets
 from training.batches import BucketedBatches, predict_probabilities
 from training.bundle import BundleMetadata, new_version, save_bundle
-from training.data import Dataset, fingerprint, summarize
+from training.data import Dataset, concatenate, fingerprint, summarize
 from training.errors import ConfigError
 from training.evaluate import classification_report, label_ids, plot_history, write_report
 from training.model import ModelConfig, build_model, fold_word_vectors, folded_config
@@ -111,8 +111,10 @@ class PreparedData:
     """The labelled data as the model sees it: label order, texts to fit on, label ids."""
 
     label_order: list[str]
-    train_set: Dataset  # as read (tokenizer, pre-training and fingerprints see this)
-    fit_set: Dataset  # what the model fits on: train_set plus any snippets
+    # As read, plus any extra labelled data (tokenizer, pre-training, baseline and
+    # fingerprints see this).
+    train_set: Dataset
+    fit_set: Dataset  # what the model fits on: train_set plus any snippets and negations
     validation_set: Dataset
     y_fit: np.ndarray
     y_val: np.ndarray
@@ -143,6 +145,7 @@ def train(
     pretrain_texts: Sequence[str] | None = None,
     pretrain_config: PretrainConfig | None = None,
     nbsvm_config: NbsvmConfig | None = None,
+    extra_set: Dataset | None = None,
 ) -> TrainResult:
     """Train on ``train_set``, select on ``validation_set``, write the bundle to ``out_dir``.
 
@@ -150,7 +153,8 @@ def train(
     ``pretrain_texts`` plus the training texts, never the validation texts), general-domain
     word vectors (a larger vocabulary), fitting (one model or an ensemble), the NB-SVM n-gram
     branch, scoring (with the TF-IDF baseline on the same split), and the bundle with its
-    reports.
+    reports. ``extra_set`` is more labelled data (short texts of other domains) fitted on
+    beside ``train_set`` but never cut into snippets.
     """
     import keras
 
@@ -161,8 +165,8 @@ def train(
     keras.utils.set_random_seed(config.seed)
     started = time.perf_counter()
 
-    data = prepare_data(train_set, validation_set, config, label_names)
-    preprocessor = fit_preprocessor(train_set.texts, config)
+    data = prepare_data(train_set, validation_set, config, label_names, extra_set)
+    preprocessor = fit_preprocessor(data.train_set.texts, config)
     model_config = ModelConfig(
         vocabulary_size=preprocessor.tokenizer.vocabulary_size,
         num_classes=len(data.label_order),
@@ -170,7 +174,7 @@ def train(
     )
     embedding_weights, pretraining = pretrain(
         pretrain_texts,
-        train_set.texts,
+        data.train_set.texts,
         preprocessor.tokenizer,
         model_config,
         pretrain_config,
@@ -207,7 +211,7 @@ def train(
     if baseline:
         from training.baseline import tfidf_baseline
 
-        metrics["baseline"] = tfidf_baseline(train_set, validation_set)
+        metrics["baseline"] = tfidf_baseline(data.train_set, validation_set)
         log.info("TF-IDF baseline: val accuracy %.4f", metrics["baseline"]["accuracy"])
     log.info("validation accuracy %.4f (%d texts)", report["accuracy"], report["count"])
     report["notes"] = _report_notes(metrics)
@@ -259,22 +263,32 @@ def prepare_data(
     validation_set: Dataset,
     config: TrainConfig,
     label_names: Mapping[str, str] | None,
+    extra_set: Dataset | None = None,
 ) -> PreparedData:
-    """Fix the output label order, add snippets and negation sentences, turn labels into ids."""
-    # label_names (raw -> display) was applied by the reader; its order is the output order.
-    label_order = order_labels(
-        train_set.labels, list(label_names.values()) if label_names else None
-    )
+    """Fix the label order; add snippets, negation sentences and extra data; make label ids.
+
+    Snippets are cut from ``train_set`` only: the extra data is short texts already.
+    """
     fit_set = with_snippets(train_set, config.snippets, seed=config.seed)
     snippets = len(fit_set) - len(train_set)
     fit_set = with_negations(fit_set, config.negations, seed=config.seed, source=train_set)
+    negations = len(fit_set) - len(train_set) - snippets
     log.info("train: %s", summarize(train_set))
-    if len(fit_set) > len(train_set):
+    extra = 0
+    if extra_set is not None:
+        extra = len(extra_set)
+        log.info("extra: %s from %s", summarize(extra_set), extra_set.source)
+        train_set = concatenate(train_set, extra_set)
+        fit_set = concatenate(fit_set, extra_set)
+    # label_names (raw -> display) was applied by the reader; its order is the output order.
+    label_order = order_labels(fit_set.labels, list(label_names.values()) if label_names else None)
+    if snippets or negations or extra:
         log.info(
-            "fitting on %d texts + %d snippets + %d negation sentences",
-            len(train_set),
+            "fitting on %d texts + %d snippets + %d negation sentences + %d extra texts",
+            len(train_set) - extra,
             snippets,
-            len(fit_set) - len(train_set) - snippets,
+            negations,
+            extra,
         )
     log.info("validation: %s", summarize(validation_set))
     return PreparedData(

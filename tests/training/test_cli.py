@@ -10,7 +10,7 @@ import pytest
 from tests.fixtures import TINY_TRAIN_ARGS, make_reviews
 from training.bundle import read_metadata
 from training.cli import DATA_ENV, build_train_parser, evaluate_main, train_main
-from training.data import fingerprint, read_labelled, split_dataset
+from training.data import concatenate, fingerprint, read_labelled, split_dataset
 
 
 def test_evaluate_writes_report_matching_training(
@@ -144,6 +144,39 @@ def test_group_column_splits_validation_by_movie(
     # Without --group-column the same seed holds out a stratified sample of rows instead.
     plain = read_labelled(data, label_names=names)
     assert fingerprint(split_dataset(plain, 0.25, seed=5)[1]) != fingerprint(held)
+
+
+def test_extra_train_is_fitted_on_and_never_validated_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(DATA_ENV, raising=False)
+    data = write_movie_reviews(tmp_path / "train.jsonl")
+    extra = tmp_path / "extra.csv"  # already labelled with the display names
+    extra.write_text(
+        "text,label,domain\n"
+        + "".join(f"the zorblax gadget works {i},positive,product\n" for i in range(20))
+        + "".join(f"the quibbet gadget broke {i},negative,product\n" for i in range(20)),
+        encoding="utf-8",
+    )
+    out = tmp_path / "out"
+    code = train_main(
+        [
+            *("--train", str(data), "--out", str(out), "--val-split", "0.25", "--seed", "5"),
+            *("--extra-train", str(extra), "--snippets", "1.0"),
+            *TINY_TRAIN_ARGS,
+        ]
+    )
+    assert code == 0
+    names = {"0": "negative", "1": "positive"}
+    rest, held = split_dataset(read_labelled(data, label_names=names), 0.25, seed=5)
+    recorded = read_metadata(out).data
+    # Fitted on the split's training part plus every extra row; validated on the split only.
+    assert recorded["train"]["sha256"] == fingerprint(concatenate(rest, read_labelled(extra)))
+    assert recorded["train"]["count"] == len(rest) + 40
+    assert recorded["validation"]["sha256"] == fingerprint(held)
+    # The tokenizer was fitted on the extra texts too.
+    tokenizer = json.loads((out / "tokenizer.json").read_text(encoding="utf-8"))
+    assert tokenizer["document_count"] == len(rest) + 40
 
 
 def test_group_column_missing_is_one_clear_line(

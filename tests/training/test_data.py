@@ -15,6 +15,7 @@ import pytest
 
 from training.data import (
     Dataset,
+    concatenate,
     download_aclimdb,
     fingerprint,
     read_labelled,
@@ -642,3 +643,30 @@ def test_grouped_split_needs_two_groups() -> None:
     with pytest.raises(DataError) as caught:
         split_dataset(dataset, 0.5)
     assert_error(caught.value, "one.csv", None, "too few groups (1) to hold out 50%")
+
+
+def test_labels_already_named_are_kept(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "data.jsonl",
+        jsonl({"text": "a", "label": 1}, {"text": "b", "label": "negative"}),
+    )
+    dataset = read_labelled(path, label_names={"0": "negative", "1": "positive"})
+    assert dataset.labels == ["positive", "negative"]
+
+
+def test_a_raw_label_is_mapped_even_when_it_is_also_a_name(tmp_path: Path) -> None:
+    path = write(tmp_path / "data.jsonl", jsonl({"text": "a", "label": 1}))
+    assert read_labelled(path, label_names={"0": "1", "1": "0"}).labels == ["0"]
+
+
+def test_concatenate_keeps_order_sources_and_groups() -> None:
+    first = Dataset(["a", "b"], ["x", "y"], "one.csv", groups=["g1", "g2"])
+    second = Dataset(["c"], ["x"], "two.csv", groups=["g3"])
+    joined = concatenate(first, second)
+    assert (joined.texts, joined.labels, joined.groups) == (
+        ["a", "b", "c"],
+        ["x", "y", "x"],
+        ["g1", "g2", "g3"],
+    )
+    assert joined.source == "one.csv + two.csv"
+    assert concatenate(first, Dataset(["c"], ["x"], "three.csv")).groups is None

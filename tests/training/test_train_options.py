@@ -31,3 +31,23 @@ def test_options_are_recorded_in_the_bundle(tiny_hybrid_bundle: Path) -> None:
     pretraining = metadata.metrics["pretraining"]
     assert pretraining["texts"] > 200  # the unlabelled texts plus the training texts
     assert 0 < pretraining["coverage"] <= 1
+
+
+def test_extra_data_is_fitted_on_but_never_cut_into_snippets() -> None:
+    from training.data import Dataset
+    from training.train import TrainConfig, prepare_data
+
+    reviews = make_reviews(20, seed=3)
+    train_set = Dataset([t for t, _ in reviews], [str(y) for _, y in reviews], "reviews")
+    validation_set = Dataset(["fine film", "dull film"], ["1", "0"], "val")
+    extra_set = Dataset(["zorblax works.", "quibbet broke."], ["1", "0"], "extra")
+    data = prepare_data(
+        train_set, validation_set, TrainConfig(snippets=2.0), None, extra_set=extra_set
+    )
+    # 20 reviews + 40 snippets of the reviews + the 2 extra texts, once each.
+    assert len(data.fit_set) == 62
+    assert data.fit_set.texts[-2:] == extra_set.texts
+    assert sum("zorblax" in text or "quibbet" in text for text in data.fit_set.texts) == 2
+    assert data.train_set.texts == [*train_set.texts, *extra_set.texts]
+    assert list(data.y_fit[-2:]) == [1, 0]
+    assert data.validation_set is validation_set
