@@ -39,10 +39,14 @@ def with_snippets(dataset: Dataset, fraction: float, *, seed: int) -> Dataset:
     return replace(dataset, texts=texts, labels=labels)
 
 
+def sentences(text: str) -> list[str]:
+    """Split ``text`` at sentence ends (. ! ? then space) and at <br /> tags."""
+    return [piece.strip() for piece in _SENTENCE_END.split(text) if piece.strip()]
+
+
 def _snippet(text: str, rng: random.Random) -> str:
     low, high = SNIPPET_WORDS
-    sentences = [s.strip() for s in _SENTENCE_END.split(text)]
-    fitting = [s for s in sentences if low <= len(s.split()) <= high]
+    fitting = [s for s in sentences(text) if low <= len(s.split()) <= high]
     if fitting:
         return rng.choice(fitting)
     return " ".join(text.split()[:high])

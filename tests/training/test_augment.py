@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from training.augment import SNIPPET_WORDS, with_snippets
+from training.augment import SNIPPET_WORDS, sentences, with_snippets
 from training.data import Dataset
 from training.errors import ConfigError
 
@@ -41,3 +41,8 @@ def test_same_seed_same_snippets_and_zero_adds_nothing() -> None:
 def test_out_of_range_fraction_is_rejected(fraction: float) -> None:
     with pytest.raises(ConfigError):
         with_snippets(REVIEWS, fraction, seed=0)
+
+
+def test_sentences_split_at_ends_and_line_breaks() -> None:
+    text = "A slow start. But great!<br />Go.  Really?"
+    assert sentences(text) == ["A slow start.", "But great!", "Go.", "Really?"]
