@@ -17,6 +17,7 @@ import yaml
 
 from training.bundle import read_metadata
 from training.cli import build_train_parser, train_main
+from training.corpora import corpus_path
 from training.promote import REFUSED
 from training.recipe import RECIPES_DIR, apply_recipe, recipe_path
 
@@ -130,6 +131,12 @@ def test_default_recipe_reproduces_the_shipped_model() -> None:
     assert args.label_names == metadata.data["label_names"]
     assert args.baseline is ("baseline" in metadata.metrics)
     assert "pretraining" in metadata.metrics  # so both commands below pass --pretrain-unlabelled
+    # Fitted on the reviews plus the corpus the recipe names, which ships in the package.
+    corpus = corpus_path(args.extra_train)
+    assert corpus.is_file()
+    reviews, extra = metadata.data["train"]["source"].split(" + ")
+    assert reviews.endswith("train.jsonl.gz")
+    assert extra.endswith(f"corpora/{corpus.name}")
 
 
 def _commands(script: str) -> dict[str, list[str]]:
