@@ -26,7 +26,6 @@ import json
 import subprocess
 import sys
 import tarfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -90,49 +89,52 @@ def human_rated(cache: Path) -> dict[str, tuple[list[str], np.ndarray]]:
             ],
             check=True,
         )
+    files = _ground_truth_files(sdist)
     sets = {}
     for name, stem in HUMAN_RATED.items():
         texts, labels = [], []
-        for rating, text in _ground_truth(sdist, stem):
-            if abs(rating) >= MIN_RATING:
-                texts.append(text)
+        for line in files[stem].decode("utf-8", "replace").splitlines():
+            fields = line.split("\t")
+            if len(fields) >= 3 and abs(rating := float(fields[1])) >= MIN_RATING:
+                texts.append(fields[2])
                 labels.append(rating > 0)
         sets[name] = (texts, np.array(labels))
     return sets
 
 
-def _ground_truth(sdist: Path, stem: str) -> Iterator[tuple[float, str]]:
+def _ground_truth_files(sdist: Path) -> dict[str, bytes]:
+    """Return {stem: content} of the sets' ``*_GroundTruth.txt``, the inner archive read once."""
     with tarfile.open(sdist) as outer:
         inner_member = next(
             m for m in outer.getmembers() if m.name.endswith("hutto_ICWSM_2014.tar.gz")
         )
         inner_bytes = outer.extractfile(inner_member).read()  # type: ignore[union-attr]
+    files = {}
     with tarfile.open(fileobj=io.BytesIO(inner_bytes)) as inner:
-        member = next(m for m in inner.getmembers() if m.name.endswith(f"{stem}_GroundTruth.txt"))
-        raw = inner.extractfile(member).read()  # type: ignore[union-attr]
-    for line in raw.decode("utf-8", "replace").splitlines():
-        fields = line.split("\t")
-        if len(fields) >= 3:
-            yield float(fields[1]), fields[2]
+        for stem in HUMAN_RATED.values():
+            member = next(
+                m for m in inner.getmembers() if m.name.endswith(f"{stem}_GroundTruth.txt")
+            )
+            files[stem] = inner.extractfile(member).read()  # type: ignore[union-attr]
+    return files
 
 
 def accuracy(model_dir: Path, sets: dict[str, tuple[list[str], np.ndarray]]) -> dict[str, float]:
-    """Return each set's accuracy for the bundle in ``model_dir`` (threshold 0.5)."""
+    """Return each set's accuracy for the bundle in ``model_dir`` (threshold 0.5).
+
+    Every distinct text is scored once: the proxy's domains are subsets of the proxy.
+    """
     bundle = load_bundle(model_dir)
-    labels = bundle.metadata.labels
-    positive = labels.index("positive") if "positive" in labels else len(labels) - 1
-    return {
-        name: float(
-            np.mean(
-                (
-                    predict_probabilities(bundle.model, bundle.preprocessor, texts)[:, positive]
-                    >= 0.5
-                )
-                == labels
-            )
-        )
-        for name, (texts, labels) in sets.items()
-    }
+    names = bundle.metadata.labels
+    positive = names.index("positive") if "positive" in names else len(names) - 1
+    texts = list(dict.fromkeys(text for set_texts, _ in sets.values() for text in set_texts))
+    scores = predict_probabilities(bundle.model, bundle.preprocessor, texts)[:, positive]
+    score_of = dict(zip(texts, scores, strict=True))
+    results = {}
+    for name, (set_texts, labels) in sets.items():
+        predicted = np.array([score_of[text] >= 0.5 for text in set_texts])
+        results[name] = float(np.mean(predicted == labels))
+    return results
 
 
 def main(argv: list[str] | None = None) -> None:
